@@ -1,0 +1,47 @@
+"""Real-time market data from Polygon.io (Massive.com) over WebSockets.
+
+``AsyncStreamClient`` runs on your asyncio event loop; ``StreamClient`` is the
+blocking client for plain scripts. Both share one engine.
+"""
+
+from polygon import enums
+from polygon.enums import StreamCluster, StreamHost, StreamServicePrefix
+from polygon.streaming import (
+    AsyncStreamClient,
+    AuthenticationError,
+    ConfigurationError,
+    ConnectionLostError,
+    InvalidSymbolError,
+    MaxConnectionsError,
+    PolygonStreamError,
+    ReconnectFailedError,
+    ServerDisconnectError,
+    ServerStatusError,
+    StreamClosedError,
+    StreamConnectionError,
+    StreamNotAvailableError,
+    StreamStats,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncStreamClient",
+    "AuthenticationError",
+    "ConfigurationError",
+    "ConnectionLostError",
+    "InvalidSymbolError",
+    "MaxConnectionsError",
+    "PolygonStreamError",
+    "ReconnectFailedError",
+    "ServerDisconnectError",
+    "ServerStatusError",
+    "StreamClosedError",
+    "StreamCluster",
+    "StreamConnectionError",
+    "StreamHost",
+    "StreamNotAvailableError",
+    "StreamServicePrefix",
+    "StreamStats",
+    "enums",
+]

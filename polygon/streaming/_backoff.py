@@ -1,0 +1,44 @@
+"""Reconnect delays: exponential backoff with jitter."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from polygon.streaming.errors import ConfigurationError
+
+MAX_DELAY = 60.0
+# A connection that stayed up this long is considered healthy: when it drops,
+# the first reconnect attempt is made at once and the backoff starts over.
+STABLE_CONNECTION_SECONDS = 5.0
+
+
+class Backoff:
+    """Delays ``initial * 2**n`` capped at ``max(MAX_DELAY, initial)``, each
+    stretched by up to ``jitter`` (25%) so that many clients cut off together
+    do not come back in lockstep. The first delay is ``initial`` or a little more.
+    """
+
+    def __init__(
+        self,
+        initial: float,
+        jitter: float = 0.25,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        if isinstance(initial, bool) or not isinstance(initial, (int, float)) or initial < 0:
+            raise ConfigurationError(
+                f"reconnection_delay must be a number of seconds >= 0, got {initial!r}"
+            )
+        self.initial = float(initial)
+        self.cap = max(MAX_DELAY, self.initial)
+        self.jitter = jitter
+        self._rng = rng
+        self._failures = 0
+
+    def next_delay(self) -> float:
+        base: float = min(self.cap, self.initial * 2.0 ** min(self._failures, 30))
+        self._failures += 1
+        return base * (1.0 + self.jitter * self._rng())
+
+    def reset(self) -> None:
+        self._failures = 0

@@ -1,0 +1,197 @@
+"""The bounded buffer between the socket reader and whoever runs the handlers.
+
+The reader puts one decoded frame (a list of events) at a time and never
+waits on user code: when the consumer falls behind, the buffer either drops
+the oldest frames and counts the events dropped (``"drop_oldest"``, the
+default) or makes the reader wait for room (``"backpressure"``; the server may
+then disconnect the client as a slow consumer).
+
+Besides frames the buffer carries markers, in order with the frames:
+:class:`ConnectionEnded` when a connection ends (the frames before it were all
+received on that connection) and :class:`StreamFailed` when the reconnect loop
+stops for good. This module holds the shared accounting; the asyncio and the
+thread flavours differ only in how a waiting consumer is woken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from polygon.streaming.errors import ConfigurationError
+
+Event = dict[str, Any]
+Batch = list[Event]
+OverflowPolicy = Literal["drop_oldest", "backpressure"]
+OVERFLOW_POLICIES: tuple[OverflowPolicy, ...] = ("drop_oldest", "backpressure")
+
+DEFAULT_MAX_BUFFERED_EVENTS = 100_000
+
+
+@dataclass(frozen=True)
+class ConnectionEnded:
+    """A connection ended; ``error`` says how (``None`` when closed by us)."""
+
+    error: BaseException | None
+
+
+@dataclass(frozen=True)
+class StreamFailed:
+    """The stream stopped for good with ``error`` (given up, auth failed, evicted)."""
+
+    error: BaseException
+
+
+class _Closed:
+    """The client was closed: consumers stop."""
+
+
+CLOSED = _Closed()
+
+Item = Batch | ConnectionEnded | StreamFailed | _Closed
+
+
+@dataclass
+class BufferStats:
+    """Counters of what went through the buffer, in events."""
+
+    received: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    backlog: int = 0
+
+
+def check_buffer_options(max_buffered_events: int, overflow: str) -> None:
+    if not isinstance(max_buffered_events, int) or max_buffered_events < 1:
+        raise ConfigurationError(
+            f"max_buffered_events must be a positive int, got {max_buffered_events!r}"
+        )
+    if overflow not in OVERFLOW_POLICIES:
+        raise ConfigurationError(
+            f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}; got {overflow!r}"
+        )
+
+
+class EventBuffer:
+    """A FIFO of frames and markers, bounded in events, consumed on one event loop."""
+
+    def __init__(
+        self,
+        max_events: int = DEFAULT_MAX_BUFFERED_EVENTS,
+        overflow: OverflowPolicy = "drop_oldest",
+    ) -> None:
+        check_buffer_options(max_events, overflow)
+        self.max_events = max_events
+        self.overflow = overflow
+        self.stats = BufferStats()
+        self._items: deque[Item] = deque()
+        self._closed = False
+        self._consumer: asyncio.Future[None] | None = None
+        self._room: asyncio.Future[None] | None = None
+
+    # -- producer side (the reader, on the event loop) -------------------------------
+
+    def put(self, batch: Batch, frame: str = "") -> None:
+        """Add one decoded frame; drop the oldest frames if over the limit.
+
+        ``frame`` is the raw text, for consumers that want it; this one does not.
+        """
+        if self._closed:
+            return
+        count = len(batch)
+        stats = self.stats
+        stats.received += count
+        stats.backlog += count
+        self._items.append(batch)
+        if stats.backlog > self.max_events and self.overflow == "drop_oldest":
+            self._drop_oldest()
+        self._wake_consumer()
+
+    def put_marker(self, marker: ConnectionEnded | StreamFailed) -> None:
+        if not self._closed:
+            self._items.append(marker)
+            self._wake_consumer()
+
+    def has_room(self) -> bool:
+        return self.stats.backlog < self.max_events
+
+    async def wait_for_room(self) -> None:
+        """With ``backpressure``, wait until the backlog is under the limit."""
+        while not self._closed and not self.has_room():
+            self._room = asyncio.get_running_loop().create_future()
+            try:
+                await self._room
+            finally:
+                self._room = None
+
+    def discard_connection_markers(self) -> None:
+        """Forget ConnectionEnded markers once a new connection healed the loss."""
+        if any(isinstance(item, ConnectionEnded) for item in self._items):
+            self._items = deque(i for i in self._items if not isinstance(i, ConnectionEnded))
+
+    def close(self) -> None:
+        """Stop: consumers get ``CLOSED`` next; what is still buffered is discarded."""
+        self._closed = True
+        self._items.clear()
+        self.stats.backlog = 0
+        self._items.append(CLOSED)
+        self._wake_consumer()
+        self._wake_producer()
+
+    # -- consumer side ----------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    async def get(self) -> Item:
+        """The next frame or marker, waiting for one."""
+        while not self._items:
+            self._consumer = asyncio.get_running_loop().create_future()
+            try:
+                await self._consumer
+            finally:
+                self._consumer = None
+        return self._take()
+
+    def _take(self) -> Item:
+        item = self._items[0]
+        if item is CLOSED:
+            return item
+        self._items.popleft()
+        if isinstance(item, list):
+            stats = self.stats
+            stats.backlog -= len(item)
+            stats.delivered += len(item)
+            if self._room is not None:
+                self._wake_producer()
+        return item
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _drop_oldest(self) -> None:
+        stats = self.stats
+        kept: deque[Item] = deque()
+        items = self._items
+        # Drop whole frames from the front, keeping the markers (they are few and
+        # carry meaning), until the backlog fits. The newest frame is always kept.
+        while stats.backlog > self.max_events and len(items) > 1:
+            item = items.popleft()
+            if isinstance(item, list):
+                stats.backlog -= len(item)
+                stats.dropped += len(item)
+            else:
+                kept.append(item)
+        kept.extend(items)
+        self._items = kept
+
+    def _wake_consumer(self) -> None:
+        waiter = self._consumer
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake_producer(self) -> None:
+        waiter = self._room
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)

@@ -1,0 +1,119 @@
+"""Routing decoded events to user handlers.
+
+One handler per event code (``ev``). Whether a handler is a coroutine function
+is decided once, when it is set, so the per-event path is one dictionary
+lookup and one call. A handler that raises is logged with its traceback and
+counted; the other handlers and later events go on.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from polygon.enums import StreamServicePrefix
+
+Event = dict[str, Any]
+SyncHandler = Callable[[Event], object]
+AsyncHandler = Callable[[Event], Awaitable[object]]
+Handler = SyncHandler | AsyncHandler
+
+STATUS = "status"
+
+logger = logging.getLogger("polygon.streaming.dispatch")
+message_logger = logging.getLogger("polygon.streaming.messages")
+
+
+def default_message_handler(event: Event) -> None:
+    """The handler for events no handler was set for: logs them at INFO, never prints."""
+    message_logger.info("%s event: %r", event.get("ev"), event)
+
+
+def default_status_handler(event: Event) -> None:
+    """Logs status events; errors from the server at WARNING."""
+    status = event.get("status")
+    level = logging.WARNING if status == "error" else logging.INFO
+    message_logger.log(level, "status %s: %s", status, event.get("message"))
+
+
+def event_code_of(prefix: StreamServicePrefix | str) -> str:
+    """The event code for a :class:`StreamServicePrefix` or a plain string."""
+    if isinstance(prefix, StreamServicePrefix):
+        return prefix.value
+    if isinstance(prefix, str) and prefix:
+        return prefix
+    raise ValueError(
+        f"service_prefix must be a StreamServicePrefix or an event code, got {prefix!r}"
+    )
+
+
+def check_handler(handler: object) -> None:
+    if not callable(handler):
+        raise TypeError(f"handler_function must be callable, got {handler!r}")
+
+
+class HandlerTable:
+    """Event code -> ``(handler, is_async)``, with a default for unknown codes."""
+
+    def __init__(self) -> None:
+        self._table: dict[str, tuple[Handler, bool]] = {}
+        self.default: tuple[Handler, bool] = (default_message_handler, False)
+        self.set(STATUS, default_status_handler)
+        self.errors = 0
+        self.bad_events = 0
+
+    def set(self, code: str, handler: Handler) -> None:
+        check_handler(handler)
+        self._table[code] = (handler, is_async_callable(handler))
+
+    def get(self, code: str) -> Handler:
+        return self._table.get(code, self.default)[0]
+
+    def lookup(self) -> Callable[[str, tuple[Handler, bool]], tuple[Handler, bool]]:
+        """The bound ``dict.get`` of the table, for hot loops."""
+        return self._table.get
+
+    def has_async(self) -> bool:
+        return self.default[1] or any(is_async for _, is_async in self._table.values())
+
+    async def dispatch(self, batch: list[Event]) -> None:
+        """Call each event's handler in order, awaiting async ones one at a time."""
+        lookup = self._table.get
+        default = self.default
+        for event in batch:
+            try:
+                handler, is_async = lookup(event["ev"], default)
+                if is_async:
+                    await handler(event)  # type: ignore[misc]
+                else:
+                    handler(event)
+            except Exception:
+                self._handler_failed(event)
+
+    def dispatch_sync(self, batch: list[Event]) -> None:
+        """Like :meth:`dispatch` for a caller with no event loop (sync handlers only)."""
+        lookup = self._table.get
+        default = self.default
+        for event in batch:
+            try:
+                lookup(event["ev"], default)[0](event)
+            except Exception:
+                self._handler_failed(event)
+
+    def _handler_failed(self, event: object) -> None:
+        if not isinstance(event, dict) or "ev" not in event:
+            self.bad_events += 1
+            logger.warning("skipped an event with no 'ev' code: %.200r", event)
+            return
+        self.errors += 1
+        logger.exception("handler for %r events raised; the stream goes on", event.get("ev"))
+
+
+def is_async_callable(handler: object) -> bool:
+    """True for coroutine functions, and callable objects whose __call__ is one."""
+    if inspect.iscoroutinefunction(handler):
+        return True
+    call = getattr(handler, "__call__", None)  # noqa: B004 - looking for an async __call__
+    return call is not None and inspect.iscoroutinefunction(call)

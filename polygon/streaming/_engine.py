@@ -1,0 +1,442 @@
+"""The async core shared by both clients.
+
+It connects, authenticates, keeps the server's subscriptions equal to the
+desired set, reads and decodes frames into a buffer, and reconnects. It is the
+only module that talks to websockets, and it never runs user code: handlers
+are run by whoever consumes the buffer, so a slow handler cannot stall the
+reader or the keepalive pings.
+
+Everything here runs on one event loop: the caller's for ``AsyncStreamClient``,
+a background thread's for ``StreamClient``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from polygon.streaming import _protocol as proto
+from polygon.streaming._backoff import STABLE_CONNECTION_SECONDS, Backoff
+from polygon.streaming._buffer import Batch, ConnectionEnded, OverflowPolicy
+from polygon.streaming._redact import RedactingLogger
+from polygon.streaming._subscriptions import DesiredSubscriptions
+from polygon.streaming.errors import (
+    AuthenticationError,
+    ConnectionLostError,
+    MaxConnectionsError,
+    ReconnectFailedError,
+    ServerDisconnectError,
+    ServerStatusError,
+    StreamClosedError,
+    StreamConnectionError,
+)
+
+logger = logging.getLogger("polygon.streaming.engine")
+
+_STATUS_MARK = '"status"'
+
+
+class FrameSink(Protocol):
+    """Where the reader puts decoded frames (see :mod:`polygon.streaming._buffer`)."""
+
+    overflow: OverflowPolicy
+
+    def put(self, batch: Batch, frame: str) -> None: ...
+    def put_marker(self, marker: ConnectionEnded) -> None: ...
+    def discard_connection_markers(self) -> None: ...
+    def has_room(self) -> bool: ...
+    async def wait_for_room(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ConnectionOptions:
+    """How to open the WebSocket; mapped onto websockets' ``connect`` options."""
+
+    url: str
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 19.0
+    max_message_size: int | None = 16 * 2**20
+    max_memory_queue: int | None = 32
+    write_limit: int = 2**16
+    open_timeout: float | None = 10.0
+    close_timeout: float | None = 5.0
+
+
+@dataclass
+class EngineStats:
+    """Counters kept by the engine (frames, not events)."""
+
+    frames: int = 0
+    decode_errors: int = 0
+    bad_frames: int = 0
+    server_errors: int = 0
+    connections: int = 0
+    reconnects: int = 0
+    failed_attempts: int = 0
+
+
+class StreamEngine:
+    """One connection at a time to one cluster, and the reconnect loop around it."""
+
+    def __init__(
+        self,
+        options: ConnectionOptions,
+        api_key: str,
+        subscriptions: DesiredSubscriptions,
+        sink: FrameSink,
+        *,
+        reconnect_on_eviction: bool = False,
+    ) -> None:
+        self.options = options
+        self._api_key = api_key
+        self.subscriptions = subscriptions
+        self.sink = sink
+        self.reconnect_on_eviction = reconnect_on_eviction
+        self.stats = EngineStats()
+        self.closed = False
+        self.supervised = False
+        self._ws: ClientConnection | None = None
+        self._live = False
+        self._reader: asyncio.Task[None] | None = None
+        self._ended: asyncio.Future[BaseException | None] | None = None
+        self._session_end: ServerStatusError | None = None
+        self._connected_at = 0.0
+        self._connect_lock = asyncio.Lock()
+        self._send_lock = asyncio.Lock()
+        self._closed_event = asyncio.Event()
+        self._ws_logger = RedactingLogger(
+            logging.getLogger("polygon.streaming.websockets"), api_key
+        )
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "connected" if self._live else "disconnected"
+        return f"<StreamEngine {self.options.url} {state}>"
+
+    @property
+    def is_connected(self) -> bool:
+        """Authenticated, with the desired subscriptions sent."""
+        return self._live
+
+    def set_api_key(self, api_key: str) -> None:
+        self._api_key = api_key
+        self._ws_logger = RedactingLogger(
+            logging.getLogger("polygon.streaming.websockets"), api_key
+        )
+
+    # -- connecting ----------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Open, authenticate and replay the desired subscriptions (no-op if connected)."""
+        if self.closed:
+            raise StreamClosedError("the stream was closed with close_stream()")
+        async with self._connect_lock:
+            if self._live or self.closed:
+                if self.closed:
+                    raise StreamClosedError("the stream was closed with close_stream()")
+                return
+            ws = await self._open()
+            try:
+                await self._login(ws)
+                if self.closed:
+                    raise StreamClosedError("the stream was closed while connecting")
+            except BaseException:
+                await self._discard(ws)
+                raise
+            self._start_reading(ws)
+            await self._replay(ws)
+
+    async def _open(self) -> ClientConnection:
+        opts = self.options
+        try:
+            return await connect(
+                opts.url,
+                ping_interval=opts.ping_interval,
+                ping_timeout=opts.ping_timeout,
+                max_size=opts.max_message_size,
+                max_queue=opts.max_memory_queue,
+                write_limit=opts.write_limit,
+                open_timeout=opts.open_timeout,
+                close_timeout=opts.close_timeout,
+                logger=self._ws_logger,
+                compression=None,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            raise StreamConnectionError(
+                f"{opts.url} refused the connection: HTTP {status}"
+            ) from exc
+        except (OSError, asyncio.TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
+            raise StreamConnectionError(f"could not connect to {opts.url}: {exc!r}") from exc
+
+    async def _login(self, ws: ClientConnection) -> None:
+        """Send the key and read frames until the server accepts or rejects it."""
+        await ws.send(proto.auth_frame(self._api_key))
+        try:
+            await asyncio.wait_for(self._await_auth(ws), self.options.open_timeout)
+        except asyncio.TimeoutError as exc:
+            raise StreamConnectionError(
+                f"{self.options.url} did not answer authentication in time"
+            ) from exc
+        except ConnectionClosed as exc:
+            raise StreamConnectionError(
+                f"{self.options.url} closed the connection during authentication: {exc}"
+            ) from exc
+
+    async def _await_auth(self, ws: ClientConnection) -> None:
+        while True:
+            frame = await ws.recv()
+            events = self._decode(frame)
+            if events is None:
+                continue
+            authenticated = False
+            for event in events:
+                if type(event) is not dict or event.get("ev") != "status":
+                    continue
+                status, message = proto.status_of(event)
+                if status == proto.STATUS_AUTH_SUCCESS:
+                    authenticated = True
+                elif status in proto.AUTH_FAILURES:
+                    raise AuthenticationError(status, message)
+            # Status frames of the login go to the user's status handler too.
+            self.sink.put(events, frame)  # type: ignore[arg-type]
+            if authenticated:
+                return
+
+    def _start_reading(self, ws: ClientConnection) -> None:
+        loop = asyncio.get_running_loop()
+        self._ws = ws
+        self._session_end = None
+        self._ended = loop.create_future()
+        self._connected_at = time.monotonic()
+        self.stats.connections += 1
+        self.sink.discard_connection_markers()
+        self._reader = loop.create_task(self._read(ws, self._ended), name="polygon-stream-reader")
+
+    async def _replay(self, ws: ClientConnection) -> None:
+        """Send the whole desired set; from here on, changes are sent as they are made."""
+        async with self._send_lock:
+            if ws is not self._ws:
+                return
+            topics = self.subscriptions.topics()
+            self._live = True
+            try:
+                for frame in proto.subscription_frames("subscribe", topics):
+                    await ws.send(frame)
+            except ConnectionClosed:
+                return
+        if topics:
+            logger.info("subscribed to %d topics on %s", len(topics), self.options.url)
+
+    async def _discard(self, ws: ClientConnection) -> None:
+        try:
+            await asyncio.wait_for(ws.close(), self.options.close_timeout)
+        except Exception:
+            ws.transport.abort()
+
+    # -- subscriptions -------------------------------------------------------------------
+
+    async def send_change(self, action: str, topics: list[str], raw: str | None) -> bool:
+        """Put a subscribe/unsubscribe on the wire if connected; False if only recorded."""
+        if not self._live:
+            return False
+        async with self._send_lock:
+            ws = self._ws
+            if ws is None or not self._live:
+                return False
+            if raw is not None:
+                frames = [proto.raw_subscription_frame(action, raw)]
+            else:
+                frames = proto.subscription_frames(action, topics)
+            try:
+                for frame in frames:
+                    await ws.send(frame)
+            except ConnectionClosed:
+                return False
+            return True
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def _read(
+        self, ws: ClientConnection, ended: asyncio.Future[BaseException | None]
+    ) -> None:
+        error: BaseException | None = None
+        sink = self.sink
+        decode = self._decode
+        backpressure = sink.overflow == "backpressure"
+        try:
+            while True:
+                if backpressure and not sink.has_room():
+                    await sink.wait_for_room()
+                frame = await ws.recv()
+                events = decode(frame)
+                if events is None:
+                    continue
+                if _STATUS_MARK in frame and self._scan_status(events):
+                    await ws.close()
+                sink.put(events, frame)  # type: ignore[arg-type]
+        except ConnectionClosed as exc:
+            error = self._lost_error(exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug of ours: report it, never hide it
+            logger.exception("the stream reader failed")
+            error = exc
+        finally:
+            self._reader_done(ws, ended, error)
+
+    def _decode(self, frame: str | bytes) -> list[Any] | None:
+        self.stats.frames += 1
+        if type(frame) is not str:
+            self.stats.bad_frames += 1
+            logger.warning("ignored a binary frame of %d bytes", len(frame))
+            return None
+        try:
+            events = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            self.stats.decode_errors += 1
+            logger.warning("ignored an undecodable frame: %.200r", frame)
+            return None
+        if type(events) is list:
+            return events
+        if type(events) is dict:
+            # Not what the protocol says, but unambiguous: one event.
+            return [events]
+        self.stats.bad_frames += 1
+        logger.warning("ignored a frame that is not a list of events: %.200r", frame)
+        return None
+
+    def _scan_status(self, events: list[Any]) -> bool:
+        """Note statuses that end the session; True if this connection should close."""
+        for event in events:
+            if type(event) is not dict or event.get("ev") != "status":
+                continue
+            status, message = proto.status_of(event)
+            if status == proto.STATUS_MAX_CONNECTIONS:
+                self._session_end = MaxConnectionsError(status, message)
+            elif status in (proto.STATUS_FORCE_DISCONNECT, proto.STATUS_SLOW_CONSUMER):
+                self._session_end = ServerDisconnectError(status, message)
+            elif status in proto.AUTH_FAILURES:
+                self._session_end = AuthenticationError(status, message)
+            elif status == proto.STATUS_ERROR:
+                self.stats.server_errors += 1
+                logger.warning("server error: %s", message)
+        if self._session_end is not None:
+            logger.warning("server ended the session: %s", self._session_end)
+            return True
+        return False
+
+    def _lost_error(self, exc: ConnectionClosed) -> BaseException | None:
+        if self._session_end is not None:
+            return self._session_end
+        if self.closed:
+            return None
+        received = exc.rcvd
+        if received is None:
+            return ConnectionLostError(f"connection to {self.options.url} lost: {exc}")
+        return ConnectionLostError(
+            f"{self.options.url} closed the connection: {exc}", received.code, received.reason
+        )
+
+    def _reader_done(
+        self,
+        ws: ClientConnection,
+        ended: asyncio.Future[BaseException | None],
+        error: BaseException | None,
+    ) -> None:
+        if self._ws is ws:
+            self._ws = None
+            self._live = False
+        if self.closed:
+            error = None
+        if error is not None:
+            logger.warning("%s", error)
+        self.sink.put_marker(ConnectionEnded(error))
+        if not ended.done():
+            ended.set_result(error)
+
+    async def wait_ended(self) -> BaseException | None:
+        """Wait until the current connection ends; its error, or None."""
+        ended = self._ended
+        if ended is None:
+            return None
+        return await asyncio.shield(ended)
+
+    # -- the reconnect loop -----------------------------------------------------------
+
+    async def run(self, max_attempts: int | None, delay: float) -> None:
+        """Stay connected until closed; raise when giving up or on a fatal status.
+
+        ``max_attempts`` consecutive failed connection attempts end the loop with
+        :class:`ReconnectFailedError` (``None``: never give up). The count starts
+        over once a connection authenticates.
+        """
+        backoff = Backoff(delay)
+        failures = 0
+        self.supervised = True
+        try:
+            while not self.closed:
+                if not self._live:
+                    try:
+                        await self.connect()
+                    except StreamConnectionError as exc:
+                        failures += 1
+                        self.stats.failed_attempts += 1
+                        if max_attempts is not None and failures >= max_attempts:
+                            raise ReconnectFailedError(
+                                f"gave up after {failures} failed connection attempts: {exc}",
+                                failures,
+                            ) from exc
+                        pause = backoff.next_delay()
+                        logger.warning("%s; retrying in %.2f s", exc, pause)
+                        await self._pause(pause)
+                        continue
+                    failures = 0
+                error = await self.wait_ended()
+                if self.closed:
+                    return
+                self._raise_if_fatal(error)
+                self.stats.reconnects += 1
+                if time.monotonic() - self._connected_at >= STABLE_CONNECTION_SECONDS:
+                    backoff.reset()
+                else:
+                    await self._pause(backoff.next_delay())
+        except StreamClosedError:
+            return
+        finally:
+            self.supervised = False
+
+    def _raise_if_fatal(self, error: BaseException | None) -> None:
+        if isinstance(error, AuthenticationError):
+            raise error
+        if isinstance(error, MaxConnectionsError) and not self.reconnect_on_eviction:
+            raise error
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once when the stream is closed."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._closed_event.wait(), seconds)
+
+    # -- closing -------------------------------------------------------------------------
+
+    async def disconnect(self) -> None:
+        """Close the current connection (the engine stays usable)."""
+        ws = self._ws
+        if ws is not None:
+            await self._discard(ws)
+        reader = self._reader
+        if reader is not None and not reader.done():
+            await asyncio.wait({reader})
+
+    async def close(self) -> None:
+        """Close for good: the socket, the reader, and any reconnect loop. Idempotent."""
+        self.closed = True
+        self._closed_event.set()
+        await self.disconnect()

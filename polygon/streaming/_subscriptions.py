@@ -1,0 +1,100 @@
+"""The desired subscriptions: the one source of truth for what the server should send.
+
+Changed by subscribe and unsubscribe calls at any time, connected or not, and
+sent whole after every successful authentication. It is never rebuilt from the
+server's acknowledgements: a connection that drops before its acknowledgements
+arrive must not lose anything.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from polygon.enums import StreamCluster
+from polygon.streaming import _protocol as proto
+from polygon.streaming._channels import STREAMS_BY_NAME, Stream
+from polygon.streaming.errors import StreamNotAvailableError
+
+
+class DesiredSubscriptions:
+    """An insertion-ordered set of topics (``"T.AAPL"``), safe to change from any thread."""
+
+    def __init__(self) -> None:
+        self._topics: dict[str, None] = {}
+        self._lock = threading.Lock()
+
+    def add(self, topics: Iterable[str]) -> list[str]:
+        """Add topics; return those that were not there yet, in order."""
+        with self._lock:
+            new = [t for t in dict.fromkeys(topics) if t not in self._topics]
+            for topic in new:
+                self._topics[topic] = None
+            return new
+
+    def remove(self, topics: Iterable[str]) -> list[str]:
+        """Remove topics; return those that were there, in order."""
+        with self._lock:
+            gone = [t for t in dict.fromkeys(topics) if t in self._topics]
+            for topic in gone:
+                del self._topics[topic]
+            return gone
+
+    def topics(self) -> list[str]:
+        """A snapshot, in the order the topics were first asked for."""
+        with self._lock:
+            return list(self._topics)
+
+    def __contains__(self, topic: object) -> bool:
+        return topic in self._topics
+
+    def __len__(self) -> int:
+        return len(self._topics)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one subscribe/unsubscribe call asks to put on the wire."""
+
+    action: str
+    stream: Stream
+    topics: list[str]
+    raw: str | None
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.topics and self.raw is None
+
+
+def stream_for(name: str, cluster: StreamCluster) -> Stream:
+    """The stream called ``name``; an error if ``cluster`` does not serve it."""
+    stream = STREAMS_BY_NAME[name]
+    if not stream.serves(cluster):
+        served = ", ".join(sorted(c.value for c in stream.clusters))
+        raise StreamNotAvailableError(
+            f"{name} is not served on the {cluster.value} cluster (only on: {served})"
+        )
+    return stream
+
+
+def record_change(
+    desired: DesiredSubscriptions,
+    action: str,
+    stream: Stream,
+    cluster: StreamCluster,
+    symbols: object,
+    force_uppercase: bool,
+) -> Change:
+    """Validate the symbols, update the desired set, and say what to send.
+
+    Raises before anything is recorded when a symbol is bad. A subscribe sends
+    only topics not already desired; an unsubscribe sends every topic named,
+    since the user's intent is explicit and a repeat is harmless.
+    """
+    topics, raw = proto.topics_for(stream.event_code, cluster, symbols, force_uppercase)
+    if action == "subscribe":
+        new = desired.add(topics)
+        return Change(action, stream, new if raw is None else topics, raw)
+    desired.remove(topics)
+    return Change(action, stream, topics, raw)

@@ -1,0 +1,122 @@
+"""Exceptions raised by the streaming clients.
+
+Everything the library raises on purpose derives from one root, so
+``except PolygonStreamError`` catches all of it. Where a standard exception
+means the same thing, it is mixed in, so ``except ValueError`` or
+``except ConnectionError`` work as one would expect::
+
+    PolygonStreamError
+    ├── ConfigurationError (ValueError)      bad constructor argument, no API key
+    ├── InvalidSymbolError (ValueError)      a symbol that cannot be sent
+    ├── StreamNotAvailableError (ValueError) a stream the client's cluster does not serve
+    ├── StreamClosedError (RuntimeError)     the client was closed by close_stream()
+    ├── StreamConnectionError (ConnectionError)
+    │   ├── ConnectionLostError              the connection dropped; has code and reason
+    │   └── ReconnectFailedError             gave up after max_reconnection_attempts
+    └── ServerStatusError                    the server refused or ended the session
+        ├── AuthenticationError (PermissionError)   auth_failed, auth_timeout
+        ├── MaxConnectionsError              evicted by a newer connection on the same key
+        └── ServerDisconnectError            force_disconnect, slow_consumer
+
+The API key never appears in any message: exceptions are built from server
+status text and close codes only.
+"""
+
+from __future__ import annotations
+
+
+class PolygonStreamError(Exception):
+    """Root of every exception raised by this library."""
+
+
+class ConfigurationError(PolygonStreamError, ValueError):
+    """A constructor argument is invalid, or no API key could be found."""
+
+
+class InvalidSymbolError(PolygonStreamError, ValueError):
+    """A symbol (ticker, contract, pair) that cannot be put on the wire."""
+
+
+class StreamNotAvailableError(PolygonStreamError, ValueError):
+    """A stream was requested on a cluster that does not serve it."""
+
+
+class StreamClosedError(PolygonStreamError, RuntimeError):
+    """The client was closed with ``close_stream()`` and cannot be used again."""
+
+
+class StreamConnectionError(PolygonStreamError, ConnectionError):
+    """The connection to the server could not be made or was lost."""
+
+
+class ConnectionLostError(StreamConnectionError):
+    """An established connection ended.
+
+    :ivar code: the WebSocket close code, or ``None`` when the TCP connection
+        dropped without a close frame.
+    :ivar reason: the close reason sent by the server (may be empty).
+    """
+
+    def __init__(self, message: str, code: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
+
+class ReconnectFailedError(StreamConnectionError):
+    """The reconnect loop gave up.
+
+    :ivar attempts: how many consecutive attempts failed.
+    """
+
+    def __init__(self, message: str, attempts: int) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+class ServerStatusError(PolygonStreamError):
+    """The server sent a status event that ends the session.
+
+    :ivar status: the ``status`` field of the event, e.g. ``"auth_failed"``.
+    :ivar message: the ``message`` field of the event.
+    """
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(f"server status {status!r}: {message}")
+        self.status = status
+        self.message = message
+
+
+class AuthenticationError(ServerStatusError, PermissionError):
+    """The server rejected the API key (``auth_failed``) or timed out waiting for it.
+
+    Retrying with the same key never helps, so this is never retried.
+    """
+
+
+class MaxConnectionsError(ServerStatusError):
+    """A newer connection on the same key and cluster evicted this one.
+
+    Not answered by reconnecting unless ``reconnect_on_eviction=True``: two
+    clients on one key that both reconnect would evict each other forever.
+    """
+
+
+class ServerDisconnectError(ServerStatusError):
+    """The server ended the session (``force_disconnect``, ``slow_consumer``)."""
+
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigurationError",
+    "ConnectionLostError",
+    "InvalidSymbolError",
+    "MaxConnectionsError",
+    "PolygonStreamError",
+    "ReconnectFailedError",
+    "ServerDisconnectError",
+    "ServerStatusError",
+    "StreamClosedError",
+    "StreamConnectionError",
+    "StreamNotAvailableError",
+]
