@@ -16,6 +16,7 @@ from polygon.streaming.errors import (
     StreamConnectionError,
     StreamNotAvailableError,
 )
+from polygon.streaming.streaming import StreamClient
 
 __all__ = [
     "AsyncStreamClient",
@@ -28,6 +29,7 @@ __all__ = [
     "ReconnectFailedError",
     "ServerDisconnectError",
     "ServerStatusError",
+    "StreamClient",
     "StreamClosedError",
     "StreamConnectionError",
     "StreamNotAvailableError",

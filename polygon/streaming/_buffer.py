@@ -74,6 +74,34 @@ def check_buffer_options(max_buffered_events: int, overflow: str) -> None:
         )
 
 
+def events_in(item: object) -> int:
+    """Events in a buffered frame: a list of events, or a ``(events, raw)`` pair."""
+    if type(item) is list:
+        return len(item)
+    if type(item) is tuple:
+        return len(item[0])
+    return 0
+
+
+def drop_oldest(items: deque[Any], stats: BufferStats, limit: int) -> deque[Any]:
+    """Drop whole frames from the front until the backlog fits ``limit``.
+
+    Markers are kept (they are few and carry meaning) and so is the newest
+    frame. Returns the new deque; ``stats`` is updated in place.
+    """
+    kept: deque[Any] = deque()
+    while stats.backlog > limit and len(items) > 1:
+        item = items.popleft()
+        count = events_in(item)
+        if count or type(item) in (list, tuple):
+            stats.backlog -= count
+            stats.dropped += count
+        else:
+            kept.append(item)
+    kept.extend(items)
+    return kept
+
+
 class EventBuffer:
     """A FIFO of frames and markers, bounded in events, consumed on one event loop."""
 
@@ -171,20 +199,7 @@ class EventBuffer:
     # -- internals ----------------------------------------------------------------------
 
     def _drop_oldest(self) -> None:
-        stats = self.stats
-        kept: deque[Item] = deque()
-        items = self._items
-        # Drop whole frames from the front, keeping the markers (they are few and
-        # carry meaning), until the backlog fits. The newest frame is always kept.
-        while stats.backlog > self.max_events and len(items) > 1:
-            item = items.popleft()
-            if isinstance(item, list):
-                stats.backlog -= len(item)
-                stats.dropped += len(item)
-            else:
-                kept.append(item)
-        kept.extend(items)
-        self._items = kept
+        self._items = drop_oldest(self._items, self.stats, self.max_events)
 
     def _wake_consumer(self) -> None:
         waiter = self._consumer

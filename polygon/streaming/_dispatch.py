@@ -63,6 +63,8 @@ class HandlerTable:
         self.set(STATUS, default_status_handler)
         self.errors = 0
         self.bad_events = 0
+        # Called with (exception, event) instead of logging, e.g. a client's on_error.
+        self.error_hook: Callable[[Exception, Event], None] | None = None
 
     def set(self, code: str, handler: Handler) -> None:
         check_handler(handler)
@@ -89,8 +91,8 @@ class HandlerTable:
                     await handler(event)  # type: ignore[misc]
                 else:
                     handler(event)
-            except Exception:
-                self._handler_failed(event)
+            except Exception as exc:
+                self._handler_failed(event, exc)
 
     def dispatch_sync(self, batch: list[Event]) -> None:
         """Like :meth:`dispatch` for a caller with no event loop (sync handlers only)."""
@@ -99,16 +101,27 @@ class HandlerTable:
         for event in batch:
             try:
                 lookup(event["ev"], default)[0](event)
-            except Exception:
-                self._handler_failed(event)
+            except Exception as exc:
+                self._handler_failed(event, exc)
 
-    def _handler_failed(self, event: object) -> None:
+    def _handler_failed(self, event: object, exc: Exception) -> None:
         if not isinstance(event, dict) or "ev" not in event:
             self.bad_events += 1
             logger.warning("skipped an event with no 'ev' code: %.200r", event)
             return
         self.errors += 1
-        logger.exception("handler for %r events raised; the stream goes on", event.get("ev"))
+        hook = self.error_hook
+        if hook is not None:
+            try:
+                hook(exc, event)
+                return
+            except Exception:
+                logger.exception("the error callback raised")
+        logger.error(
+            "handler for %r events raised; the stream goes on",
+            event.get("ev"),
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
 
 
 def is_async_callable(handler: object) -> bool:

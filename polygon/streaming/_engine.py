@@ -103,6 +103,9 @@ class StreamEngine:
         self.stats = EngineStats()
         self.closed = False
         self.supervised = False
+        # The level of connect/login/reconnect messages (the blocking client's
+        # enable_connection_logs raises it to INFO).
+        self.lifecycle_level = logging.DEBUG
         self._ws: ClientConnection | None = None
         self._live = False
         self._reader: asyncio.Task[None] | None = None
@@ -232,8 +235,12 @@ class StreamEngine:
                     await ws.send(frame)
             except ConnectionClosed:
                 return
-        if topics:
-            logger.info("subscribed to %d topics on %s", len(topics), self.options.url)
+        logger.log(
+            self.lifecycle_level,
+            "connected to %s; subscribed to %d topics",
+            self.options.url,
+            len(topics),
+        )
 
     async def _discard(self, ws: ClientConnection) -> None:
         try:
@@ -371,12 +378,13 @@ class StreamEngine:
 
     # -- the reconnect loop -----------------------------------------------------------
 
-    async def run(self, max_attempts: int | None, delay: float) -> None:
+    async def run(self, max_attempts: int | None, delay: float, reconnect: bool = True) -> None:
         """Stay connected until closed; raise when giving up or on a fatal status.
 
         ``max_attempts`` consecutive failed connection attempts end the loop with
         :class:`ReconnectFailedError` (``None``: never give up). The count starts
-        over once a connection authenticates.
+        over once a connection authenticates. Without ``reconnect``, the first
+        failure or loss is raised as it is.
         """
         backoff = Backoff(delay)
         failures = 0
@@ -387,6 +395,8 @@ class StreamEngine:
                     try:
                         await self.connect()
                     except StreamConnectionError as exc:
+                        if not reconnect:
+                            raise
                         failures += 1
                         self.stats.failed_attempts += 1
                         if max_attempts is not None and failures >= max_attempts:
@@ -403,6 +413,11 @@ class StreamEngine:
                 if self.closed:
                     return
                 self._raise_if_fatal(error)
+                logger.log(self.lifecycle_level, "reconnecting to %s", self.options.url)
+                if not reconnect:
+                    if error is not None:
+                        raise error
+                    return
                 self.stats.reconnects += 1
                 if time.monotonic() - self._connected_at >= STABLE_CONNECTION_SECONDS:
                     backoff.reset()

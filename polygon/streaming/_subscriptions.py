@@ -54,11 +54,20 @@ class DesiredSubscriptions:
 
 
 @dataclass(frozen=True)
-class Change:
-    """What one subscribe/unsubscribe call asks to put on the wire."""
+class Request:
+    """One subscribe/unsubscribe call, validated: the topics it names."""
 
     action: str
     stream: Stream
+    topics: list[str]
+    raw: str | None
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a request puts on the wire, once recorded in the desired set."""
+
+    action: str
     topics: list[str]
     raw: str | None
 
@@ -78,23 +87,29 @@ def stream_for(name: str, cluster: StreamCluster) -> Stream:
     return stream
 
 
-def record_change(
-    desired: DesiredSubscriptions,
+def plan_request(
     action: str,
-    stream: Stream,
+    name: str,
     cluster: StreamCluster,
     symbols: object,
     force_uppercase: bool,
-) -> Change:
-    """Validate the symbols, update the desired set, and say what to send.
-
-    Raises before anything is recorded when a symbol is bad. A subscribe sends
-    only topics not already desired; an unsubscribe sends every topic named,
-    since the user's intent is explicit and a repeat is harmless.
-    """
+) -> Request:
+    """Validate a call; raises before anything is recorded when it is bad."""
+    stream = stream_for(name, cluster)
     topics, raw = proto.topics_for(stream.event_code, cluster, symbols, force_uppercase)
-    if action == "subscribe":
-        new = desired.add(topics)
-        return Change(action, stream, new if raw is None else topics, raw)
-    desired.remove(topics)
-    return Change(action, stream, topics, raw)
+    return Request(action, stream, topics, raw)
+
+
+def commit(desired: DesiredSubscriptions, request: Request) -> Change:
+    """Record a request in the desired set and say what to send.
+
+    A subscribe sends only topics not already desired (a raw string is sent as
+    given); an unsubscribe sends every topic named, since the intent is
+    explicit and a repeat is harmless.
+    """
+    if request.action == "subscribe":
+        new = desired.add(request.topics)
+        topics = new if request.raw is None else request.topics
+        return Change(request.action, topics, request.raw)
+    desired.remove(request.topics)
+    return Change(request.action, request.topics, request.raw)

@@ -20,16 +20,11 @@ from polygon.streaming._buffer import (
     StreamFailed,
 )
 from polygon.streaming._config import build_config, check_reconnect_options, resolve_api_key
-from polygon.streaming._dispatch import Handler, HandlerTable, check_handler, event_code_of
+from polygon.streaming._dispatch import Handler, HandlerTable, event_code_of
 from polygon.streaming._engine import StreamEngine
 from polygon.streaming._protocol import Symbols
 from polygon.streaming._stats import StreamStats, collect
-from polygon.streaming._subscriptions import (
-    Change,
-    DesiredSubscriptions,
-    record_change,
-    stream_for,
-)
+from polygon.streaming._subscriptions import DesiredSubscriptions, Request, commit, plan_request
 from polygon.streaming.errors import PolygonStreamError, StreamClosedError
 
 logger = logging.getLogger("polygon.streaming.async_streaming")
@@ -259,15 +254,10 @@ class AsyncStreamClient(AsyncStreamMethods):
         force_uppercase_symbols: bool,
     ) -> None:
         self._check_open()
-        spec = stream_for(stream, self.cluster)
+        request = plan_request("subscribe", stream, self.cluster, symbols, force_uppercase_symbols)
         if handler_function is not None:
-            check_handler(handler_function)
-        change = record_change(
-            self._subscriptions, "subscribe", spec, self.cluster, symbols, force_uppercase_symbols
-        )
-        if handler_function is not None:
-            self._handlers.set(spec.event_code, handler_function)
-        await self._apply(change)
+            self._handlers.set(request.stream.event_code, handler_function)
+        await self._apply(request)
 
     async def _unsubscribe(
         self,
@@ -276,13 +266,15 @@ class AsyncStreamClient(AsyncStreamMethods):
         force_uppercase_symbols: bool,
     ) -> None:
         self._check_open()
-        spec = stream_for(stream, self.cluster)
-        change = record_change(
-            self._subscriptions, "unsubscribe", spec, self.cluster, symbols, force_uppercase_symbols
+        request = plan_request(
+            "unsubscribe", stream, self.cluster, symbols, force_uppercase_symbols
         )
-        await self._apply(change)
+        await self._apply(request)
 
-    async def _apply(self, change: Change) -> None:
+    async def _apply(self, request: Request) -> None:
+        # Recording and the connected check happen with no await between them,
+        # so a reconnect's replay either includes this change or sees it sent.
+        change = commit(self._subscriptions, request)
         engine = self._engine
         if engine.is_connected:
             if not change.is_empty:

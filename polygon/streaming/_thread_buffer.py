@@ -1,0 +1,152 @@
+"""The buffer that carries frames from the event-loop thread to a consumer thread.
+
+Frames cross threads whole, never one event at a time, and a waiting consumer
+takes everything buffered in one go, so the cost of waking a thread is paid
+per burst, not per event. The producer (the reader, on the loop thread) never
+blocks: with ``"drop_oldest"`` it drops and counts; with ``"backpressure"`` it
+awaits a future that the consumer resolves through ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import deque
+from typing import Any
+
+from polygon.streaming._buffer import (
+    CLOSED,
+    DEFAULT_MAX_BUFFERED_EVENTS,
+    Batch,
+    BufferStats,
+    ConnectionEnded,
+    OverflowPolicy,
+    StreamFailed,
+    check_buffer_options,
+    drop_oldest,
+    events_in,
+)
+
+# A frame as the consumer sees it: its events, and its raw text when kept.
+Frame = tuple[Batch, str]
+
+
+class ThreadEventBuffer:
+    """A FIFO of frames and markers, bounded in events, consumed on another thread."""
+
+    def __init__(
+        self,
+        max_events: int = DEFAULT_MAX_BUFFERED_EVENTS,
+        overflow: OverflowPolicy = "drop_oldest",
+    ) -> None:
+        check_buffer_options(max_events, overflow)
+        self.max_events = max_events
+        self.overflow = overflow
+        self.stats = BufferStats()
+        self._items: deque[Any] = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._waiting = 0
+        self._closed = False
+        self._room: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- producer side (the loop thread) ------------------------------------------
+
+    def put(self, batch: Batch, frame: str = "") -> None:
+        count = len(batch)
+        with self._cond:
+            if self._closed:
+                return
+            stats = self.stats
+            stats.received += count
+            stats.backlog += count
+            self._items.append((batch, frame))
+            if stats.backlog > self.max_events and self.overflow == "drop_oldest":
+                self._items = drop_oldest(self._items, stats, self.max_events)
+            if self._waiting:
+                self._cond.notify()
+
+    def put_marker(self, marker: ConnectionEnded | StreamFailed) -> None:
+        with self._cond:
+            if not self._closed:
+                self._items.append(marker)
+                self._cond.notify_all()
+
+    def discard_connection_markers(self) -> None:
+        with self._cond:
+            if any(isinstance(item, ConnectionEnded) for item in self._items):
+                self._items = deque(i for i in self._items if not isinstance(i, ConnectionEnded))
+
+    def has_room(self) -> bool:
+        return self.stats.backlog < self.max_events
+
+    async def wait_for_room(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._closed and not self.has_room():
+            future = loop.create_future()
+            with self._cond:
+                self._room = (loop, future)
+                # Re-check under the lock: the consumer may have made room already.
+                if self._closed or self.has_room():
+                    self._room = None
+                    return
+            await future
+
+    def close(self) -> None:
+        """Consumers get ``CLOSED`` next; what is still buffered is discarded."""
+        with self._cond:
+            self._closed = True
+            self._items.clear()
+            self.stats.backlog = 0
+            self._items.append(CLOSED)
+            self._cond.notify_all()
+        self._release_producer()
+
+    # -- consumer side ------------------------------------------------------------------
+
+    def take_all(self, timeout: float | None = None) -> list[Any]:
+        """Everything buffered, waiting up to ``timeout`` for something (``[]`` then).
+
+        Frames come as ``(events, raw)`` pairs; markers as themselves. ``CLOSED``
+        stays in the buffer, so every consumer sees it.
+        """
+        with self._cond:
+            if not self._items:
+                self._waiting += 1
+                try:
+                    self._cond.wait_for(lambda: bool(self._items), timeout)
+                finally:
+                    self._waiting -= 1
+            items = self._items
+            if not items:
+                return []
+            if items[-1] is CLOSED:
+                taken = list(items)
+                self._items = deque([CLOSED])
+            else:
+                taken = list(items)
+                items.clear()
+            delivered = sum(events_in(item) for item in taken)
+            self.stats.backlog -= delivered
+            self.stats.delivered += delivered
+        if self._room is not None:
+            self._release_producer()
+        return taken
+
+    def _release_producer(self) -> None:
+        with self._cond:
+            room, self._room = self._room, None
+        if room is not None:
+            loop, future = room
+            # RuntimeError: the loop is already closed; nobody waits any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -1,0 +1,538 @@
+"""The blocking client: the streaming engine on a background thread's event loop.
+
+Three kinds of thread meet here:
+
+- the **loop thread** (``polygon-stream-loop``) runs the engine: the socket,
+  keepalive, reconnects. No user code ever runs on it.
+- the **dispatcher thread** (``polygon-stream-dispatch``), started by
+  :meth:`StreamClient.start_stream_thread`, runs the callbacks and handlers.
+- **your threads** call subscribe/unsubscribe (marshalled onto the loop, always
+  with a timeout), iterate with :meth:`StreamClient.iter_messages`, and close.
+
+Frames cross from the loop thread in whole batches through a bounded buffer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any
+
+from typing_extensions import Self
+
+from polygon.enums import StreamCluster, StreamHost, StreamServicePrefix
+from polygon.streaming._buffer import (
+    CLOSED,
+    DEFAULT_MAX_BUFFERED_EVENTS,
+    ConnectionEnded,
+    Event,
+    OverflowPolicy,
+    StreamFailed,
+)
+from polygon.streaming._config import build_config, check_reconnect_options, resolve_api_key
+from polygon.streaming._dispatch import (
+    HandlerTable,
+    SyncHandler,
+    event_code_of,
+    is_async_callable,
+)
+from polygon.streaming._engine import StreamEngine
+from polygon.streaming._protocol import Symbols
+from polygon.streaming._stats import StreamStats, collect
+from polygon.streaming._subscriptions import DesiredSubscriptions, Request, commit, plan_request
+from polygon.streaming._sync_methods import SyncStreamMethods
+from polygon.streaming._thread_buffer import ThreadEventBuffer
+from polygon.streaming._thread_loop import LoopThread
+from polygon.streaming.errors import (
+    ConnectionLostError,
+    StreamClosedError,
+    StreamConnectionError,
+)
+
+logger = logging.getLogger("polygon.streaming.streaming")
+
+OnMessage = Callable[["StreamClient", str], object]
+OnError = Callable[["StreamClient", BaseException], object]
+OnClose = Callable[["StreamClient", "int | None", str], object]
+
+CLOSE_CODE_NORMAL = 1000
+
+
+@dataclasses.dataclass
+class _Remainder:
+    """Events of a frame taken from the buffer but not yet yielded (after a break)."""
+
+    events: list[Event]
+
+
+class StreamClient(SyncStreamMethods):
+    """Streams real-time market data from one cluster, without ``async``.
+
+    The connection lives on a background thread; callbacks and handlers run on a
+    dispatcher thread, so a slow callback never stalls the connection's
+    keepalive. Use callbacks with :meth:`start_stream_thread`, or iterate::
+
+        with StreamClient(None, "stocks") as client:
+            client.subscribe_stock_trades(["AAPL"])
+            for event in client.iter_messages():
+                print(event)
+
+    :param api_key: the API key; ``None`` reads ``POLYGON_API_KEY``, then
+        ``MASSIVE_API_KEY``, from the environment.
+    :param cluster: a :class:`~polygon.enums.StreamCluster` or its name.
+    :param host: a :class:`~polygon.enums.StreamHost`, a hostname, or a
+        ``ws://``/``wss://`` base URL; the cluster is appended as the path.
+    :param on_message: ``on_message(client, message)``, called with every raw
+        text frame as received (status frames included).
+    :param on_close: ``on_close(client, close_code, close_message)``, called once
+        when the stream stops for good: closed by :meth:`close_stream` (code
+        1000) or stopped by an error (the error's close code, if any).
+    :param on_error: ``on_error(client, error)``, called with exceptions raised
+        by callbacks and handlers, with each lost connection (before the
+        reconnect), and with the error that stops the stream. Without it, these
+        are logged.
+    :param enable_connection_logs: log connects, logins and reconnects at INFO on
+        the ``polygon.streaming`` loggers (otherwise at DEBUG). Logging itself
+        is configured by the application, never by the library.
+    :param reconnect: reconnect after a lost connection (default).
+    :param max_reconnection_attempts: consecutive failed connection attempts
+        after which the stream stops with
+        :class:`~polygon.streaming.errors.ReconnectFailedError` (default 10;
+        ``None`` retries forever).
+    :param reconnection_delay: the first backoff delay in seconds (default 2),
+        doubled per failure up to a minute, with jitter.
+    :param max_message_size: the largest frame accepted, in bytes.
+    :param max_memory_queue: frames websockets may queue before the reader takes them.
+    :param write_limit: the high-water mark of the write buffer, in bytes.
+    :param open_timeout: seconds allowed to connect and authenticate.
+    :param max_buffered_events: events that may wait for the consumer before
+        the ``overflow`` policy applies.
+    :param overflow: ``"drop_oldest"`` (default; counted in :attr:`stats`) or
+        ``"backpressure"`` (stop reading until the consumer catches up).
+    :param reconnect_on_eviction: reconnect after a ``max_connections``
+        eviction (off by default: two clients on one key would evict each other
+        forever).
+    :param call_timeout: the longest a subscribe/unsubscribe call or
+        :meth:`close_stream` waits for the loop thread.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None,
+        cluster: StreamCluster | str,
+        host: StreamHost | str = StreamHost.REAL_TIME,
+        on_message: OnMessage | None = None,
+        on_close: OnClose | None = None,
+        on_error: OnError | None = None,
+        enable_connection_logs: bool = False,
+        *,
+        reconnect: bool = True,
+        max_reconnection_attempts: int | None = 10,
+        reconnection_delay: float = 2.0,
+        max_message_size: int | None = 16 * 2**20,
+        max_memory_queue: int | None = 32,
+        write_limit: int = 2**16,
+        open_timeout: float | None = 10,
+        max_buffered_events: int = DEFAULT_MAX_BUFFERED_EVENTS,
+        overflow: OverflowPolicy = "drop_oldest",
+        reconnect_on_eviction: bool = False,
+        call_timeout: float = 10.0,
+    ) -> None:
+        key = resolve_api_key(api_key)
+        config = build_config(
+            cluster,
+            host,
+            ping_interval=21,
+            ping_timeout=20,
+            max_message_size=max_message_size,
+            max_memory_queue=max_memory_queue,
+            write_limit=write_limit,
+            open_timeout=open_timeout,
+            max_buffered_events=max_buffered_events,
+            overflow=overflow,
+            reconnect_on_eviction=reconnect_on_eviction,
+        )
+        check_reconnect_options(max_reconnection_attempts, reconnection_delay)
+        for name, callback in (
+            ("on_message", on_message),
+            ("on_close", on_close),
+            ("on_error", on_error),
+        ):
+            if callback is not None and not callable(callback):
+                raise TypeError(f"{name} must be callable, got {callback!r}")
+        self.cluster = config.cluster
+        self.url = config.connection.url
+        self.on_message = on_message
+        self.on_close = on_close
+        self.on_error = on_error
+        self._reconnect = (reconnect, max_reconnection_attempts, reconnection_delay)
+        self._call_timeout = call_timeout
+        self._subscriptions = DesiredSubscriptions()
+        self._handlers = HandlerTable()
+        self._handlers.error_hook = self._handler_error
+        self._buffer = ThreadEventBuffer(config.max_buffered_events, config.overflow)
+        self._engine = StreamEngine(
+            config.connection,
+            key,
+            self._subscriptions,
+            self._buffer,
+            reconnect_on_eviction=config.reconnect_on_eviction,
+        )
+        self._engine.lifecycle_level = logging.INFO if enable_connection_logs else logging.DEBUG
+        self._loop_thread = LoopThread("polygon-stream-loop")
+        self._dispatcher: threading.Thread | None = None
+        self._iterating = False
+        self._pending: deque[Any] = deque()
+        self._taps: list[ThreadEventBuffer] = []
+        self._state_lock = threading.RLock()
+        self._closing = False
+        self._close_reported = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closing else "connected" if self.is_connected else "idle"
+        return f"<StreamClient {self.cluster.value} {self.url} {state}>"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close_stream()
+
+    # -- state ---------------------------------------------------------------------------
+
+    @property
+    def is_connected(self) -> bool:
+        """True while a connection is authenticated and its subscriptions are live."""
+        return self._engine.is_connected
+
+    @property
+    def subscriptions(self) -> list[str]:
+        """The desired topics (``"T.AAPL"``), in the order they were first asked for."""
+        return self._subscriptions.topics()
+
+    @property
+    def stats(self) -> StreamStats:
+        """A snapshot of the client's counters (see :class:`~polygon.streaming.StreamStats`)."""
+        return collect(self._engine.stats, self._buffer.stats, self._handlers)
+
+    # -- starting ------------------------------------------------------------------------
+
+    def start_stream_thread(
+        self,
+        ping_interval: float | None = 21,
+        ping_timeout: float | None = 20,
+        ping_payload: str = "",
+        skip_utf8_validation: bool = True,
+    ) -> None:
+        """Start the stream on its background threads, and return at once.
+
+        Connects, logs in and sends the subscriptions recorded so far; from then
+        on callbacks and handlers run on the dispatcher thread. Calling it again
+        does nothing.
+
+        :param ping_interval: seconds between keepalive pings (``None``: none).
+        :param ping_timeout: seconds to wait for a pong before reconnecting.
+        :param ping_payload: accepted for compatibility with the older callback
+            client; websockets sends its own keepalive payloads.
+        :param skip_utf8_validation: accepted for compatibility; websockets
+            always validates text frames.
+        :raises RuntimeError: :meth:`iter_messages` is consuming the stream.
+        """
+        with self._state_lock:
+            self._check_open()
+            if self._iterating:
+                raise RuntimeError(
+                    "iter_messages() is consuming this stream; callbacks run on its thread"
+                )
+            self._start_loop(ping_interval, ping_timeout)
+            if self._dispatcher is None:
+                self._dispatcher = threading.Thread(
+                    target=self._dispatch_forever, name="polygon-stream-dispatch", daemon=True
+                )
+                self._dispatcher.start()
+
+    def _start_loop(self, ping_interval: float | None, ping_timeout: float | None) -> None:
+        if self._loop_thread.running:
+            return
+        self._engine.options = dataclasses.replace(
+            self._engine.options, ping_interval=ping_interval, ping_timeout=ping_timeout
+        )
+        self._loop_thread.start()
+        self._loop_thread.submit(self._supervise())
+
+    async def _supervise(self) -> None:
+        reconnect, attempts, delay = self._reconnect
+        try:
+            await self._engine.run(attempts, delay, reconnect=reconnect)
+        except Exception as exc:
+            self._buffer.put_marker(StreamFailed(exc))
+
+    # -- consuming -----------------------------------------------------------------------
+
+    def _dispatch_forever(self) -> None:
+        buffer = self._buffer
+        while True:
+            for item in buffer.take_all():
+                if type(item) is tuple:
+                    self._deliver(item)
+                    if self._taps:
+                        for tap in tuple(self._taps):
+                            tap.put(*item)
+                elif not self._on_marker(item):
+                    return
+
+    def _deliver(self, frame: tuple[list[Event], str]) -> None:
+        """Run the callbacks of one frame: ``on_message``, then each event's handler."""
+        events, raw = frame
+        on_message = self.on_message
+        if on_message is not None:
+            try:
+                on_message(self, raw)
+            except Exception as exc:
+                self._report(exc)
+        self._handlers.dispatch_sync(events)
+
+    def _on_marker(self, item: object) -> bool:
+        """Handle a marker; False when the consumer should stop."""
+        if item is CLOSED:
+            return False
+        if isinstance(item, StreamFailed):
+            self._report(item.error)
+            for tap in tuple(self._taps):
+                tap.put_marker(item)
+            self._stop_after_failure(item.error)
+            return False
+        if isinstance(item, ConnectionEnded) and item.error is not None:
+            self._report(item.error)
+        return True
+
+    def iter_messages(self, include_status: bool = True) -> Iterator[Event]:
+        """Yield decoded events one by one, starting the stream if needed.
+
+        Blocks for the next event. Ends when :meth:`close_stream` is called from
+        any thread; can be left with ``break`` (events not yet yielded are kept
+        for the next iteration). While iterating, callbacks and handlers still
+        run: on the dispatcher thread if :meth:`start_stream_thread` started it,
+        otherwise on the iterating thread just before each frame's events are
+        yielded.
+
+        :param include_status: also yield status events (``ev == "status"``).
+        :raises ~polygon.streaming.errors.PolygonStreamError: the error that
+            stopped the stream (authentication failed, eviction, gave up
+            reconnecting).
+        :raises RuntimeError: another ``iter_messages()`` is already consuming
+            the stream directly.
+        """
+        with self._state_lock:
+            self._check_open()
+            self._start_loop(21, 20)
+            tap = None
+            if self._dispatcher is not None:
+                tap = ThreadEventBuffer(self._buffer.max_events, self._buffer.overflow)
+                self._taps.append(tap)
+            elif self._iterating:
+                raise RuntimeError("another iter_messages() is already consuming this stream")
+            else:
+                self._iterating = True
+        try:
+            yield from self._iterate(tap, include_status)
+        finally:
+            with self._state_lock:
+                if tap is not None:
+                    self._taps.remove(tap)
+                else:
+                    self._iterating = False
+
+    def _iterate(self, tap: ThreadEventBuffer | None, include_status: bool) -> Iterator[Event]:
+        direct = tap is None
+        source = self._buffer if tap is None else tap
+        pending = self._pending if direct else deque()
+        while True:
+            if not pending:
+                pending.extend(source.take_all())
+                continue
+            item = pending.popleft()
+            if type(item) is tuple:
+                if direct:
+                    self._deliver(item)
+                events = item[0]
+            elif type(item) is _Remainder:
+                events = item.events
+            elif isinstance(item, StreamFailed):
+                if direct:
+                    self._on_marker(item)
+                raise item.error
+            elif item is CLOSED or (direct and not self._on_marker(item)):
+                return
+            else:
+                continue
+            for index, event in enumerate(events):
+                if not include_status and event.get("ev") == "status":
+                    continue
+                try:
+                    yield event
+                except GeneratorExit:
+                    if index + 1 < len(events):
+                        pending.appendleft(_Remainder(events[index + 1 :]))
+                    raise
+
+    # -- subscriptions -------------------------------------------------------------------
+
+    def _subscribe(
+        self,
+        stream: str,
+        symbols: Symbols,
+        handler_function: SyncHandler | None,
+        force_uppercase_symbols: bool,
+    ) -> None:
+        self._check_open()
+        if handler_function is not None:
+            check_sync_handler(handler_function)
+        request = plan_request("subscribe", stream, self.cluster, symbols, force_uppercase_symbols)
+        if handler_function is not None:
+            self._handlers.set(request.stream.event_code, handler_function)
+        self._apply(request)
+
+    def _unsubscribe(
+        self,
+        stream: str,
+        symbols: Symbols,
+        force_uppercase_symbols: bool,
+    ) -> None:
+        self._check_open()
+        request = plan_request(
+            "unsubscribe", stream, self.cluster, symbols, force_uppercase_symbols
+        )
+        self._apply(request)
+
+    def _apply(self, request: Request) -> None:
+        with self._state_lock:
+            if not self._loop_thread.running:
+                # Recorded now; sent whole when the stream starts.
+                commit(self._subscriptions, request)
+                return
+        coro = self._apply_on_loop(request)
+        if self._loop_thread.in_loop_thread():
+            self._loop_thread.submit(coro)
+            return
+        try:
+            self._loop_thread.call(coro, self._call_timeout)
+        except TimeoutError as exc:
+            raise StreamConnectionError(
+                f"the {request.action} request was not on the wire after {self._call_timeout} s; "
+                "it is recorded and will be sent on the next connection"
+            ) from exc
+
+    async def _apply_on_loop(self, request: Request) -> None:
+        # Recording and sending both happen on the loop thread, so a reconnect's
+        # replay either includes this change or runs before it is sent.
+        change = commit(self._subscriptions, request)
+        if not change.is_empty:
+            await self._engine.send_change(change.action, change.topics, change.raw)
+
+    def change_handler(
+        self,
+        service_prefix: StreamServicePrefix | str,
+        handler_function: SyncHandler,
+    ) -> None:
+        """Set the handler for one kind of event, effective from the next event.
+
+        :param service_prefix: a :class:`~polygon.enums.StreamServicePrefix` or
+            an event code such as ``"T"``, or ``"status"``.
+        :param handler_function: a plain function taking one event (a dict).
+        :raises TypeError: ``handler_function`` is not a plain callable.
+        """
+        check_sync_handler(handler_function)
+        self._handlers.set(event_code_of(service_prefix), handler_function)
+
+    # -- closing -------------------------------------------------------------------------
+
+    def close_stream(self) -> None:
+        """Close the socket, stop the loop and join every thread the client started.
+
+        Idempotent, and callable from any thread, callbacks included (the
+        dispatcher thread then ends as soon as the callback returns). Calls
+        ``on_close(client, 1000, ...)`` once. The client cannot be used afterwards.
+        """
+        with self._state_lock:
+            already = self._closing
+            self._closing = True
+        self._buffer.close()
+        for tap in list(self._taps):
+            tap.close()
+        if not already:
+            self._stop_engine()
+        dispatcher = self._dispatcher
+        if dispatcher is not None and dispatcher is not threading.current_thread():
+            dispatcher.join(self._call_timeout)
+        self._report_close(CLOSE_CODE_NORMAL, "closed by the client")
+
+    def _stop_engine(self) -> None:
+        thread = self._loop_thread
+        if thread.running:
+            if thread.in_loop_thread():
+                thread.submit(self._engine.close())
+            else:
+                try:
+                    thread.call(self._engine.close(), self._call_timeout)
+                except (TimeoutError, RuntimeError):
+                    logger.warning("the connection did not close in time; stopping anyway")
+        thread.stop(self._call_timeout)
+
+    def _stop_after_failure(self, error: BaseException) -> None:
+        with self._state_lock:
+            self._closing = True
+        self._stop_engine()
+        code = error.code if isinstance(error, ConnectionLostError) else None
+        self._report_close(code, str(error))
+
+    def _report_close(self, code: int | None, message: str) -> None:
+        with self._state_lock:
+            if self._close_reported:
+                return
+            self._close_reported = True
+        if self.on_close is not None:
+            try:
+                self.on_close(self, code, message)
+            except Exception:
+                logger.exception("on_close raised")
+
+    def _report(self, error: BaseException) -> None:
+        on_error = self.on_error
+        if on_error is None:
+            logger.error("stream error: %s", error, exc_info=error)
+            return
+        try:
+            on_error(self, error)
+        except Exception:
+            logger.exception("on_error raised")
+
+    def _handler_error(self, exc: Exception, event: Event) -> None:
+        self._report(exc)
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise StreamClosedError("the client was closed; create a new one")
+
+
+def check_sync_handler(handler: object) -> None:
+    """StreamClient handlers are plain functions: they run on a thread with no loop."""
+    if not callable(handler):
+        raise TypeError(f"handler_function must be callable, got {handler!r}")
+    if is_async_callable(handler):
+        raise TypeError(
+            f"handler_function {handler!r} is a coroutine function; StreamClient calls plain "
+            "functions (use AsyncStreamClient for async handlers)"
+        )
+
+
+__all__ = ["StreamClient"]
