@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 
@@ -25,7 +26,12 @@ class Backoff:
         jitter: float = 0.25,
         rng: Callable[[], float] = random.random,
     ) -> None:
-        if isinstance(initial, bool) or not isinstance(initial, (int, float)) or initial < 0:
+        if (
+            isinstance(initial, bool)
+            or not isinstance(initial, (int, float))
+            or not math.isfinite(initial)
+            or initial < 0
+        ):
             raise ConfigurationError(
                 f"reconnection_delay must be a number of seconds >= 0, got {initial!r}"
             )

@@ -64,7 +64,8 @@ class BufferStats:
 
 
 def check_buffer_options(max_buffered_events: int, overflow: str) -> None:
-    if not isinstance(max_buffered_events, int) or max_buffered_events < 1:
+    bad_type = isinstance(max_buffered_events, bool) or not isinstance(max_buffered_events, int)
+    if bad_type or max_buffered_events < 1:
         raise ConfigurationError(
             f"max_buffered_events must be a positive int, got {max_buffered_events!r}"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -35,15 +36,20 @@ def resolve_api_key(api_key: str | None) -> str:
     return api_key.strip()
 
 
+def is_number(value: object) -> bool:
+    """A finite int or float, and not a bool (which Python counts as an int)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def _seconds(name: str, value: object, allow_none: bool = True) -> float | None:
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    if not is_number(value) or value <= 0:  # type: ignore[operator]
         none = " or None" if allow_none else ""
         raise ConfigurationError(
             f"{name} must be a positive number of seconds{none}, got {value!r}"
         )
-    return float(value)
+    return float(value)  # type: ignore[arg-type]
 
 
 def _size(name: str, value: object, allow_none: bool = True) -> int | None:
@@ -84,7 +90,7 @@ def build_config(
     url = proto.build_url(host, resolved)
     try:
         parse_uri(url)
-    except InvalidURI as exc:
+    except (InvalidURI, ValueError) as exc:  # urllib raises ValueError on e.g. "ws://[::1"
         raise ConfigurationError(f"host {host!r} does not make a valid URL: {url!r}") from exc
     check_buffer_options(max_buffered_events, overflow)
     options = ConnectionOptions(
@@ -115,11 +121,7 @@ def check_reconnect_options(max_reconnection_attempts: object, reconnection_dela
             "max_reconnection_attempts must be an int >= 1, or None to retry forever; "
             f"got {max_reconnection_attempts!r}"
         )
-    if (
-        isinstance(reconnection_delay, bool)
-        or not isinstance(reconnection_delay, (int, float))
-        or reconnection_delay < 0
-    ):
+    if not is_number(reconnection_delay) or reconnection_delay < 0:  # type: ignore[operator]
         raise ConfigurationError(
             f"reconnection_delay must be a number of seconds >= 0, got {reconnection_delay!r}"
         )

@@ -63,6 +63,8 @@ def build_url(host: StreamHost | str, cluster: StreamCluster) -> str:
         base = f"wss://{host.value}"
     elif isinstance(host, str) and host.strip():
         base = host.strip()
+        if any(ch.isspace() for ch in base):
+            raise ConfigurationError(f"host {host!r} contains whitespace")
         if "://" not in base:
             base = f"wss://{base}"
         elif not base.startswith(("ws://", "wss://")):
