@@ -15,9 +15,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# examples/ and benchmarks/ are linted once they exist.
+LINTED := polygon tests $(wildcard examples benchmarks)
+
 lint: $(STAMP)
-	$(BIN)/ruff check polygon tests examples benchmarks
-	$(BIN)/ruff format --check polygon tests examples benchmarks
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/python -m polygon.streaming._codegen --check
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict polygon
@@ -25,10 +29,14 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
-test: lint typecheck pytest
+# Warnings are errors and every cross-reference must resolve (-n).
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -n -q -b html docs docs/_build/html
+
+test: lint typecheck pytest docs
 
 demo: $(STAMP)
-	$(BIN)/python -m polygon.streaming.simulator.demo
+	$(BIN)/polygon-stream demo
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info docs/_build .mypy_cache .pytest_cache .ruff_cache

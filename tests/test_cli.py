@@ -1,0 +1,109 @@
+"""The polygon-stream command: argument handling and real runs as subprocesses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+from polygon.cli import UsageError, format_line, main, resolve_stream
+from polygon.enums import StreamCluster
+from polygon.streaming.simulator import SimulatorThread
+
+pytestmark = pytest.mark.timeout(30)
+
+COMMAND = [sys.executable, "-m", "polygon.cli"]
+
+
+@pytest.mark.parametrize(
+    ("cluster", "given", "expected"),
+    [
+        ("stocks", "trades", "stock_trades"),
+        ("stocks", "T", "stock_trades"),
+        ("stocks", "luld", "stock_limit_up_limit_down"),
+        ("options", "trades", "option_trades"),
+        ("options", "AM", "option_minute_aggregates"),
+        ("crypto", "level2_book", "crypto_level2_book"),
+        ("crypto", "XL2", "crypto_level2_book"),
+        ("forex", "quotes", "forex_quotes"),
+        ("indices", "value", "index_value"),
+        ("indices", "minute_aggregates", "indices_minute_aggregates"),
+        ("stocks", "fair_market_value", "fair_market_value"),
+    ],
+)
+def test_streams_resolve_by_suffix_or_event_code(cluster: str, given: str, expected: str) -> None:
+    assert resolve_stream(StreamCluster(cluster), given).name == expected
+
+
+@pytest.mark.parametrize(("cluster", "given"), [("stocks", "level2_book"), ("indices", "trades")])
+def test_a_stream_the_cluster_lacks_is_a_usage_error(cluster: str, given: str) -> None:
+    with pytest.raises(UsageError, match=given):
+        resolve_stream(StreamCluster(cluster), given)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["tail", "bonds", "trades"], "unknown cluster 'bonds'"),
+        (["tail", "stocks", "level2_book"], "no stream 'level2_book' on the stocks cluster"),
+        (["tail", "stocks", "trades"], "no API key"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_2(
+    argv: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("POLYGON_API_KEY", raising=False)
+    monkeypatch.delenv("MASSIVE_API_KEY", raising=False)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_format_line_shows_symbol_price_and_size() -> None:
+    event = {"ev": "T", "sym": "AAPL", "p": 187.5, "s": 100}
+    line = format_line(StreamCluster.STOCKS, event)
+    assert line.split() == ["T", "AAPL", "187.5", "100"]
+    book = {"ev": "XL2", "pair": "BTC-USD", "b": [[64000.5, 0.1]], "a": [[64001.0, 0.2]]}
+    assert format_line(StreamCluster.CRYPTO, book).split()[:3] == ["XL2", "BTC-USD", "64000.5"]
+
+
+def test_tail_prints_jsonl_from_a_server_and_stops_at_the_count() -> None:
+    with SimulatorThread(rate=200, batch_size=5) as sim:
+        result = subprocess.run(
+            [
+                *COMMAND,
+                *("tail", "stocks", "trades", "aapl", "msft", "--host", sim.url),
+                *("--api-key", "SECRET-CLI-KEY", "--format", "jsonl", "--count", "25"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    assert result.returncode == 0, result.stderr
+    events = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert len(events) == 25
+    assert {e["sym"] for e in events} <= {"AAPL", "MSFT"}
+    assert all(e["ev"] == "T" for e in events)
+    assert "25 events" in result.stderr
+    assert "SECRET-CLI-KEY" not in result.stdout + result.stderr
+
+
+def test_demo_streams_simulated_trades_for_its_duration() -> None:
+    result = subprocess.run(
+        [*COMMAND, "demo", "--duration", "1.5", "--rate", "100"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) >= 10
+    assert all(line.startswith("T ") for line in lines)
+    assert "events in" in result.stderr
