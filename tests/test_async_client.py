@@ -530,3 +530,16 @@ async def test_the_key_is_read_from_the_environment(
     async with AsyncStreamClient(None, "stocks", host=sim.url) as client:
         await client.login()
     assert next(msg for _, _, msg in sim.actions)["params"] == "from-massive-env"
+
+
+async def test_a_second_concurrent_consumer_is_refused(sim: MarketSimulator) -> None:
+    async with client_for(sim) as client:
+        await client.subscribe_stock_trades(["AAPL"])
+        first = asyncio.create_task(client.handle_messages(reconnect=True))
+        await serving(sim, "T.AAPL")
+        await until(lambda: client.stats.events_received >= 3 and client.stats.backlog == 0)
+        with pytest.raises(RuntimeError, match="already running"):
+            await client.handle_messages()
+        assert not first.done()
+        await client.close_stream()
+        await first

@@ -175,7 +175,11 @@ class EventBuffer:
         return len(self._items)
 
     async def get(self) -> Item:
-        """The next frame or marker, waiting for one."""
+        """The next frame or marker, waiting for one. One consumer at a time."""
+        if self._consumer is not None:
+            raise RuntimeError(
+                "handle_messages() is already running in another task; run it in one task only"
+            )
         while not self._items:
             self._consumer = asyncio.get_running_loop().create_future()
             try:
