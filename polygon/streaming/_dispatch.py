@@ -63,6 +63,9 @@ class HandlerTable:
         self.set(STATUS, default_status_handler)
         self.errors = 0
         self.bad_events = 0
+        # Set when the client closes: no handler is called after that, even for
+        # the rest of a frame already being dispatched.
+        self.stopped = False
         # Called with (exception, event) instead of logging, e.g. a client's on_error.
         self.error_hook: Callable[[Exception, Event], None] | None = None
 
@@ -85,6 +88,8 @@ class HandlerTable:
         lookup = self._table.get
         default = self.default
         for event in batch:
+            if self.stopped:
+                return
             try:
                 handler, is_async = lookup(event["ev"], default)
                 if is_async:
@@ -99,6 +104,8 @@ class HandlerTable:
         lookup = self._table.get
         default = self.default
         for event in batch:
+            if self.stopped:
+                return
             try:
                 lookup(event["ev"], default)[0](event)
             except Exception as exc:

@@ -38,37 +38,6 @@ class AsyncStreamClient(AsyncStreamMethods):
     again after every reconnect; events are read by a background task into a
     bounded buffer, so slow handlers never stall the connection's keepalive.
 
-    :param api_key: the API key; ``None`` reads ``POLYGON_API_KEY``, then
-        ``MASSIVE_API_KEY``, from the environment when the client is created.
-    :param cluster: a :class:`~polygon.enums.StreamCluster` or its name
-        (``"stocks"``, ``"options"``, ``"forex"``, ``"crypto"``, ``"indices"``).
-    :param host: a :class:`~polygon.enums.StreamHost`, a hostname (``wss://`` is
-        used), or a full ``ws://``/``wss://`` base URL such as a local simulator's.
-        The cluster is appended as the path.
-    :param ping_interval: seconds between keepalive pings; ``None`` disables them.
-    :param ping_timeout: seconds to wait for a pong before the connection is
-        considered dead; ``None`` waits forever.
-    :param max_message_size: the largest frame accepted, in bytes. A larger frame
-        ends the connection (close code 1009), which then reconnects.
-    :param max_memory_queue: frames websockets may queue before the reader takes
-        them; the reader takes them at once, so this rarely matters.
-    :param read_limit: accepted for compatibility with older releases; the
-        websockets asyncio implementation has no separate read buffer to bound.
-    :param write_limit: the high-water mark of the write buffer, in bytes.
-    :param open_timeout: seconds allowed to open the connection and to
-        authenticate.
-    :param max_buffered_events: events that may wait for the handlers before the
-        ``overflow`` policy applies.
-    :param overflow: ``"drop_oldest"`` (default): keep reading and drop the
-        oldest buffered frames, counted in :attr:`stats`; or ``"backpressure"``:
-        stop reading until the handlers catch up (the server may then
-        disconnect the client as a slow consumer).
-    :param reconnect_on_eviction: reconnect after a ``max_connections``
-        eviction. Off by default: two clients on one key that both reconnect
-        evict each other forever.
-    :raises ~polygon.streaming.errors.ConfigurationError: a bad argument, or no
-        API key anywhere.
-
     Example::
 
         async with AsyncStreamClient(None, "stocks") as client:
@@ -93,6 +62,39 @@ class AsyncStreamClient(AsyncStreamMethods):
         overflow: OverflowPolicy = "drop_oldest",
         reconnect_on_eviction: bool = False,
     ) -> None:
+        """Create a client; it connects on the first subscribe or :meth:`handle_messages`.
+
+        :param api_key: the API key; ``None`` reads ``POLYGON_API_KEY``, then
+            ``MASSIVE_API_KEY``, from the environment when the client is created.
+        :param cluster: a :class:`~polygon.enums.StreamCluster` or its name
+            (``"stocks"``, ``"options"``, ``"forex"``, ``"crypto"``, ``"indices"``).
+        :param host: a :class:`~polygon.enums.StreamHost`, a hostname (``wss://`` is
+            used), or a full ``ws://``/``wss://`` base URL such as a local simulator's.
+            The cluster is appended as the path.
+        :param ping_interval: seconds between keepalive pings; ``None`` disables them.
+        :param ping_timeout: seconds to wait for a pong before the connection is
+            considered dead; ``None`` waits forever.
+        :param max_message_size: the largest frame accepted, in bytes. A larger frame
+            ends the connection (close code 1009), which then reconnects.
+        :param max_memory_queue: frames websockets may queue before the reader takes
+            them; the reader takes them at once, so this rarely matters.
+        :param read_limit: accepted for compatibility with older releases; the
+            websockets asyncio implementation has no separate read buffer to bound.
+        :param write_limit: the high-water mark of the write buffer, in bytes.
+        :param open_timeout: seconds allowed to open the connection and to
+            authenticate.
+        :param max_buffered_events: events that may wait for the handlers before the
+            ``overflow`` policy applies.
+        :param overflow: ``"drop_oldest"`` (default): keep reading and drop the
+            oldest buffered frames, counted in :attr:`stats`; or ``"backpressure"``:
+            stop reading until the handlers catch up (the server may then
+            disconnect the client as a slow consumer).
+        :param reconnect_on_eviction: reconnect after a ``max_connections``
+            eviction. Off by default: two clients on one key that both reconnect
+            evict each other forever.
+        :raises ~polygon.streaming.errors.ConfigurationError: a bad argument, or no
+            API key anywhere.
+        """
         key = resolve_api_key(api_key)
         config = build_config(
             cluster,
@@ -353,6 +355,7 @@ class AsyncStreamClient(AsyncStreamMethods):
         in the buffer are discarded. The client cannot be used afterwards.
         """
         self._closed = True
+        self._handlers.stopped = True
         self._buffer.close()
         await self._engine.close()
 

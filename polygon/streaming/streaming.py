@@ -80,44 +80,6 @@ class StreamClient(SyncStreamMethods):
             client.subscribe_stock_trades(["AAPL"])
             for event in client.iter_messages():
                 print(event)
-
-    :param api_key: the API key; ``None`` reads ``POLYGON_API_KEY``, then
-        ``MASSIVE_API_KEY``, from the environment.
-    :param cluster: a :class:`~polygon.enums.StreamCluster` or its name.
-    :param host: a :class:`~polygon.enums.StreamHost`, a hostname, or a
-        ``ws://``/``wss://`` base URL; the cluster is appended as the path.
-    :param on_message: ``on_message(client, message)``, called with every raw
-        text frame as received (status frames included).
-    :param on_close: ``on_close(client, close_code, close_message)``, called once
-        when the stream stops for good: closed by :meth:`close_stream` (code
-        1000) or stopped by an error (the error's close code, if any).
-    :param on_error: ``on_error(client, error)``, called with exceptions raised
-        by callbacks and handlers, with each lost connection (before the
-        reconnect), and with the error that stops the stream. Without it, these
-        are logged.
-    :param enable_connection_logs: log connects, logins and reconnects at INFO on
-        the ``polygon.streaming`` loggers (otherwise at DEBUG). Logging itself
-        is configured by the application, never by the library.
-    :param reconnect: reconnect after a lost connection (default).
-    :param max_reconnection_attempts: consecutive failed connection attempts
-        after which the stream stops with
-        :class:`~polygon.streaming.errors.ReconnectFailedError` (default 10;
-        ``None`` retries forever).
-    :param reconnection_delay: the first backoff delay in seconds (default 2),
-        doubled per failure up to a minute, with jitter.
-    :param max_message_size: the largest frame accepted, in bytes.
-    :param max_memory_queue: frames websockets may queue before the reader takes them.
-    :param write_limit: the high-water mark of the write buffer, in bytes.
-    :param open_timeout: seconds allowed to connect and authenticate.
-    :param max_buffered_events: events that may wait for the consumer before
-        the ``overflow`` policy applies.
-    :param overflow: ``"drop_oldest"`` (default; counted in :attr:`stats`) or
-        ``"backpressure"`` (stop reading until the consumer catches up).
-    :param reconnect_on_eviction: reconnect after a ``max_connections``
-        eviction (off by default: two clients on one key would evict each other
-        forever).
-    :param call_timeout: the longest a subscribe/unsubscribe call or
-        :meth:`close_stream` waits for the loop thread.
     """
 
     def __init__(
@@ -142,6 +104,49 @@ class StreamClient(SyncStreamMethods):
         reconnect_on_eviction: bool = False,
         call_timeout: float = 10.0,
     ) -> None:
+        """Create a client; :meth:`start_stream_thread` or :meth:`iter_messages` connects it.
+
+        :param api_key: the API key; ``None`` reads ``POLYGON_API_KEY``, then
+            ``MASSIVE_API_KEY``, from the environment.
+        :param cluster: a :class:`~polygon.enums.StreamCluster` or its name.
+        :param host: a :class:`~polygon.enums.StreamHost`, a hostname, or a
+            ``ws://``/``wss://`` base URL; the cluster is appended as the path.
+        :param on_message: ``on_message(client, message)``, called with every raw
+            text frame as received (status frames included).
+        :param on_close: ``on_close(client, close_code, close_message)``, called once
+            when the stream stops for good: closed by :meth:`close_stream` (code
+            1000) or stopped by an error (the error's close code, if any).
+        :param on_error: ``on_error(client, error)``, called with exceptions raised
+            by callbacks and handlers, with each lost connection (before the
+            reconnect), and with the error that stops the stream. Without it, these
+            are logged.
+        :param enable_connection_logs: log connects, logins and reconnects at INFO on
+            the ``polygon.streaming`` loggers (otherwise at DEBUG). Logging itself
+            is configured by the application, never by the library.
+        :param reconnect: reconnect after a lost connection (default).
+        :param max_reconnection_attempts: consecutive failed connection attempts
+            after which the stream stops with
+            :class:`~polygon.streaming.errors.ReconnectFailedError` (default 10;
+            ``None`` retries forever).
+        :param reconnection_delay: the first backoff delay in seconds (default 2),
+            doubled per failure up to a minute, with jitter.
+        :param max_message_size: the largest frame accepted, in bytes.
+        :param max_memory_queue: frames websockets may queue before the reader takes them.
+        :param write_limit: the high-water mark of the write buffer, in bytes.
+        :param open_timeout: seconds allowed to connect and authenticate.
+        :param max_buffered_events: events that may wait for the consumer before
+            the ``overflow`` policy applies.
+        :param overflow: ``"drop_oldest"`` (default; counted in :attr:`stats`) or
+            ``"backpressure"`` (stop reading until the consumer catches up).
+        :param reconnect_on_eviction: reconnect after a ``max_connections``
+            eviction (off by default: two clients on one key would evict each other
+            forever).
+        :param call_timeout: the longest a subscribe/unsubscribe call or
+            :meth:`close_stream` waits for the loop thread.
+        :raises ~polygon.streaming.errors.ConfigurationError: a bad argument, or no
+            API key anywhere.
+        :raises TypeError: a callback is not callable.
+        """
         key = resolve_api_key(api_key)
         config = build_config(
             cluster,
@@ -191,6 +196,9 @@ class StreamClient(SyncStreamMethods):
         self._state_lock = threading.RLock()
         self._closing = False
         self._close_reported = False
+        # The same error can end a connection and then the stream (an eviction):
+        # it is reported once.
+        self._last_reported: BaseException | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self._closing else "connected" if self.is_connected else "idle"
@@ -282,6 +290,8 @@ class StreamClient(SyncStreamMethods):
         buffer = self._buffer
         while True:
             for item in buffer.take_all():
+                if self._closing and item is not CLOSED:
+                    continue  # closed while these were being taken: drop them
                 if type(item) is tuple:
                     self._deliver(item)
                     if self._taps:
@@ -466,6 +476,7 @@ class StreamClient(SyncStreamMethods):
         with self._state_lock:
             already = self._closing
             self._closing = True
+        self._handlers.stopped = True
         self._buffer.close()
         for tap in list(self._taps):
             tap.close()
@@ -491,6 +502,7 @@ class StreamClient(SyncStreamMethods):
     def _stop_after_failure(self, error: BaseException) -> None:
         with self._state_lock:
             self._closing = True
+        self._handlers.stopped = True
         self._stop_engine()
         code = error.code if isinstance(error, ConnectionLostError) else None
         self._report_close(code, str(error))
@@ -507,6 +519,9 @@ class StreamClient(SyncStreamMethods):
                 logger.exception("on_close raised")
 
     def _report(self, error: BaseException) -> None:
+        if error is self._last_reported:
+            return
+        self._last_reported = error
         on_error = self.on_error
         if on_error is None:
             logger.error("stream error: %s", error, exc_info=error)
