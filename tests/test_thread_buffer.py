@@ -1,0 +1,142 @@
+"""The buffer between the loop thread and a consumer thread, and the loop thread itself."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from polygon.streaming._buffer import CLOSED, ConnectionEnded, StreamFailed
+from polygon.streaming._thread_buffer import ThreadEventBuffer
+from polygon.streaming._thread_loop import LoopThread
+
+pytestmark = pytest.mark.timeout(10)
+
+
+def frame(first: int, count: int) -> list[dict[str, object]]:
+    return [{"ev": "T", "q": q} for q in range(first, first + count)]
+
+
+def test_frames_and_markers_come_out_in_order_with_their_raw_text() -> None:
+    buffer = ThreadEventBuffer(max_events=100)
+    lost = ConnectionEnded(ConnectionError("gone"))
+    buffer.put(frame(0, 2), "raw-0")
+    buffer.put_marker(lost)
+    buffer.put(frame(2, 1), "raw-1")
+    taken = buffer.take_all(timeout=1)
+    assert taken == [(frame(0, 2), "raw-0"), lost, (frame(2, 1), "raw-1")]
+    stats = buffer.stats
+    assert (stats.received, stats.delivered, stats.backlog, stats.dropped) == (3, 3, 0, 0)
+
+
+def test_drop_oldest_counts_exactly_and_keeps_markers_and_the_newest_frame() -> None:
+    buffer = ThreadEventBuffer(max_events=25, overflow="drop_oldest")
+    marker = ConnectionEnded(None)
+    buffer.put(frame(0, 10))
+    buffer.put_marker(marker)
+    for start in range(10, 60, 10):
+        buffer.put(frame(start, 10))
+    taken = buffer.take_all(timeout=1)
+    frames = [item[0] for item in taken if type(item) is tuple]
+    assert [e["q"] for f in frames for e in f] == list(range(40, 60))
+    assert marker in taken
+    stats = buffer.stats
+    assert (stats.received, stats.dropped, stats.delivered, stats.backlog) == (60, 40, 20, 0)
+
+
+def test_take_all_waits_for_a_frame_from_another_thread() -> None:
+    buffer = ThreadEventBuffer()
+    producer = threading.Timer(0.05, buffer.put, args=(frame(0, 1), "raw"))
+    producer.start()
+    assert buffer.take_all(timeout=5) == [(frame(0, 1), "raw")]
+    producer.join()
+
+
+def test_take_all_gives_up_after_its_timeout() -> None:
+    assert ThreadEventBuffer().take_all(timeout=0.01) == []
+
+
+def test_close_wakes_every_consumer_and_stays_closed() -> None:
+    buffer = ThreadEventBuffer()
+    buffer.put(frame(0, 3))
+    results: list[list[object]] = []
+    started = threading.Barrier(3)
+
+    def consume() -> None:
+        started.wait()
+        results.append(buffer.take_all(timeout=5))
+
+    # Drain first so both consumers really wait.
+    buffer.take_all(timeout=1)
+    consumers = [threading.Thread(target=consume) for _ in range(2)]
+    for consumer in consumers:
+        consumer.start()
+    started.wait()
+    buffer.close()
+    for consumer in consumers:
+        consumer.join(5)
+    assert results == [[CLOSED], [CLOSED]]
+    buffer.put(frame(5, 1))  # ignored once closed
+    buffer.put_marker(StreamFailed(RuntimeError("late")))
+    assert buffer.take_all(timeout=1) == [CLOSED]
+
+
+def test_backpressure_holds_the_producer_until_the_consumer_makes_room() -> None:
+    buffer = ThreadEventBuffer(max_events=10, overflow="backpressure")
+    loop_thread = LoopThread("test-loop")
+    loop_thread.start()
+    try:
+        buffer.put(frame(0, 10))
+        assert not buffer.has_room()
+        waiting = loop_thread.submit(buffer.wait_for_room())
+        with pytest.raises(TimeoutError):
+            waiting.result(timeout=0.1)
+        assert buffer.take_all(timeout=1) == [(frame(0, 10), "")]
+        waiting.result(timeout=5)  # released by the consumer
+        assert buffer.stats.dropped == 0
+    finally:
+        loop_thread.stop()
+
+
+def test_a_blocking_call_on_the_loop_thread_raises_instead_of_waiting_for_itself() -> None:
+    loop_thread = LoopThread("test-loop")
+    loop_thread.start()
+
+    async def nested() -> str:
+        async def inner() -> str:
+            return "never"
+
+        try:
+            loop_thread.call(inner(), timeout=1)
+        except RuntimeError as exc:
+            return str(exc)
+        return "no error"
+
+    try:
+        message = loop_thread.call(nested(), timeout=5)
+        assert "would wait for itself" in message
+        assert loop_thread.call(asyncio.sleep(0, result=7), timeout=5) == 7
+    finally:
+        loop_thread.stop()
+    assert not loop_thread.running
+
+
+def test_a_call_that_takes_too_long_times_out_and_is_cancelled() -> None:
+    loop_thread = LoopThread("test-loop")
+    loop_thread.start()
+    cancelled = threading.Event()
+
+    async def slow() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    try:
+        with pytest.raises(TimeoutError):
+            loop_thread.call(slow(), timeout=0.05)
+        assert cancelled.wait(5)
+    finally:
+        loop_thread.stop()
