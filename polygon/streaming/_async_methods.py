@@ -7,9 +7,9 @@ from polygon.streaming._protocol import Symbols
 
 
 class AsyncStreamMethods:
-    """The ``subscribe_*`` and ``unsubscribe_*`` methods of
+    """The stream methods of :class:`~polygon.streaming.async_streaming.AsyncStreamClient`.
 
-    :class:`~polygon.streaming.async_streaming.AsyncStreamClient`.
+    One ``subscribe_*`` and one ``unsubscribe_*`` method per row of the stream table.
     """
 
     async def _subscribe(
@@ -40,7 +40,7 @@ class AsyncStreamMethods:
         Fair market value, computed by the provider (business plans). Served on the stocks,
         options, forex and crypto clusters.
 
-        :param symbols: Symbols as the client's cluster writes them (see the symbol rules).
+        :param symbols: Symbols as the client's cluster writes them (see :ref:`symbol-rules`).
             ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string is sent
             exactly as given, as the request's ``params``.
         :param handler_function: called with each decoded event of this stream (a dict); a

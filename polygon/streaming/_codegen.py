@@ -58,9 +58,9 @@ from polygon.streaming._protocol import Symbols
 
 
 class {cls}:
-    """The ``subscribe_*`` and ``unsubscribe_*`` methods of
+    """The stream methods of {client}.
 
-    {client}.
+    One ``subscribe_*`` and one ``unsubscribe_*`` method per row of the stream table.
     """
 
     {prefix}def _subscribe(
@@ -219,13 +219,17 @@ _FLAVOURS = {
         "await_": "",
         "handler_type": "SyncHandler",
         "handler_doc": (
-            "called on the dispatcher thread with each decoded event of this stream (a dict). "
-            "It replaces the handler for these events; without one the current handler stays."
+            "a plain function, called with each decoded event of this stream (a dict) on the "
+            "dispatcher thread, or on the thread running ``iter_messages()`` when there is no "
+            "dispatcher; a coroutine function raises :class:`TypeError`. It replaces the "
+            "handler for these events; without one the current handler stays."
         ),
         "returns": (
             "Blocks until the request is on the wire while the stream runs; before the stream "
             "starts, or while it reconnects, the change is recorded and sent on the next "
-            "connection. Safe to call from any thread."
+            "connection. Safe to call from any thread. Raises "
+            ":class:`~polygon.streaming.errors.StreamConnectionError` if the loop thread "
+            "does not answer within the client's ``call_timeout``."
         ),
     },
 }
@@ -244,7 +248,7 @@ def _first_cluster(stream: Stream) -> StreamCluster:
 
 def _symbol_note(stream: Stream) -> str:
     if len(stream.clusters) > 1:
-        return "Symbols as the client's cluster writes them (see the symbol rules)."
+        return "Symbols as the client's cluster writes them (see :ref:`symbol-rules`)."
     return _SYMBOL_NOTES[_first_cluster(stream)]
 
 

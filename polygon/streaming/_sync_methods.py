@@ -7,9 +7,9 @@ from polygon.streaming._protocol import Symbols
 
 
 class SyncStreamMethods:
-    """The ``subscribe_*`` and ``unsubscribe_*`` methods of
+    """The stream methods of :class:`~polygon.streaming.streaming.StreamClient`.
 
-    :class:`~polygon.streaming.streaming.StreamClient`.
+    One ``subscribe_*`` and one ``unsubscribe_*`` method per row of the stream table.
     """
 
     def _subscribe(
@@ -40,12 +40,13 @@ class SyncStreamMethods:
         Fair market value, computed by the provider (business plans). Served on the stocks,
         options, forex and crypto clusters.
 
-        :param symbols: Symbols as the client's cluster writes them (see the symbol rules).
+        :param symbols: Symbols as the client's cluster writes them (see :ref:`symbol-rules`).
             ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string is sent
             exactly as given, as the request's ``params``.
-        :param handler_function: called on the dispatcher thread with each decoded event of this
-            stream (a dict). It replaces the handler for these events; without one the current
-            handler stays.
+        :param handler_function: a plain function, called with each decoded event of this stream
+            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
+            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
+            the handler for these events; without one the current handler stays.
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -54,7 +55,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
 
         Example::
 
@@ -81,7 +83,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
         """
         self._unsubscribe("fair_market_value", symbols, force_uppercase_symbols)
 
@@ -98,9 +101,10 @@ class SyncStreamMethods:
         :param symbols: Tickers such as ``'AAPL'`` or ``'BRK.B'``. ``None``, ``[]``, ``['*']``
             or ``'all'`` mean every symbol; a plain string is sent exactly as given, as the
             request's ``params``.
-        :param handler_function: called on the dispatcher thread with each decoded event of this
-            stream (a dict). It replaces the handler for these events; without one the current
-            handler stays.
+        :param handler_function: a plain function, called with each decoded event of this stream
+            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
+            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
+            the handler for these events; without one the current handler stays.
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -109,7 +113,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
 
         Example::
 
@@ -136,7 +141,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
         """
         self._unsubscribe("stock_trades", symbols, force_uppercase_symbols)
 
@@ -153,9 +159,10 @@ class SyncStreamMethods:
         :param symbols: Tickers such as ``'AAPL'`` or ``'BRK.B'``. ``None``, ``[]``, ``['*']``
             or ``'all'`` mean every symbol; a plain string is sent exactly as given, as the
             request's ``params``.
-        :param handler_function: called on the dispatcher thread with each decoded event of this
-            stream (a dict). It replaces the handler for these events; without one the current
-            handler stays.
+        :param handler_function: a plain function, called with each decoded event of this stream
+            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
+            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
+            the handler for these events; without one the current handler stays.
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -164,7 +171,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
 
         Example::
 
@@ -191,7 +199,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
         """
         self._unsubscribe("stock_quotes", symbols, force_uppercase_symbols)
 
@@ -208,9 +217,10 @@ class SyncStreamMethods:
         :param symbols: Tickers such as ``'AAPL'`` or ``'BRK.B'``. ``None``, ``[]``, ``['*']``
             or ``'all'`` mean every symbol; a plain string is sent exactly as given, as the
             request's ``params``.
-        :param handler_function: called on the dispatcher thread with each decoded event of this
-            stream (a dict). It replaces the handler for these events; without one the current
-            handler stays.
+        :param handler_function: a plain function, called with each decoded event of this stream
+            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
+            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
+            the handler for these events; without one the current handler stays.
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -219,7 +229,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
 
         Example::
 
@@ -246,7 +257,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
         """
         self._unsubscribe("stock_minute_aggregates", symbols, force_uppercase_symbols)
 
@@ -263,9 +275,10 @@ class SyncStreamMethods:
         :param symbols: Tickers such as ``'AAPL'`` or ``'BRK.B'``. ``None``, ``[]``, ``['*']``
             or ``'all'`` mean every symbol; a plain string is sent exactly as given, as the
             request's ``params``.
-        :param handler_function: called on the dispatcher thread with each decoded event of this
-            stream (a dict). It replaces the handler for these events; without one the current
-            handler stays.
+        :param handler_function: a plain function, called with each decoded event of this stream
+            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
+            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
+            the handler for these events; without one the current handler stays.
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -274,7 +287,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
 
         Example::
 
@@ -301,7 +315,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
         """
         self._unsubscribe("stock_second_aggregates", symbols, force_uppercase_symbols)
 
@@ -318,9 +333,10 @@ class SyncStreamMethods:
         :param symbols: Tickers such as ``'AAPL'`` or ``'BRK.B'``. ``None``, ``[]``, ``['*']``
             or ``'all'`` mean every symbol; a plain string is sent exactly as given, as the
             request's ``params``.
-        :param handler_function: called on the dispatcher thread with each decoded event of this
-            stream (a dict). It replaces the handler for these events; without one the current
-            handler stays.
+        :param handler_function: a plain function, called with each decoded event of this stream
+            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
+            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
+            the handler for these events; without one the current handler stays.
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -329,7 +345,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
 
         Example::
 
@@ -356,7 +373,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
         """
         self._unsubscribe("stock_limit_up_limit_down", symbols, force_uppercase_symbols)
 
@@ -373,9 +391,10 @@ class SyncStreamMethods:
         :param symbols: Tickers such as ``'AAPL'`` or ``'BRK.B'``. ``None``, ``[]``, ``['*']``
             or ``'all'`` mean every symbol; a plain string is sent exactly as given, as the
             request's ``params``.
-        :param handler_function: called on the dispatcher thread with each decoded event of this
-            stream (a dict). It replaces the handler for these events; without one the current
-            handler stays.
+        :param handler_function: a plain function, called with each decoded event of this stream
+            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
+            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
+            the handler for these events; without one the current handler stays.
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -384,7 +403,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
 
         Example::
 
@@ -411,7 +431,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
         """
         self._unsubscribe("stock_imbalances", symbols, force_uppercase_symbols)
 
@@ -428,9 +449,10 @@ class SyncStreamMethods:
         :param symbols: Option contracts such as ``'SPY241220P00720000'``; the ``O:`` prefix is
             added when missing. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a
             plain string is sent exactly as given, as the request's ``params``.
-        :param handler_function: called on the dispatcher thread with each decoded event of this
-            stream (a dict). It replaces the handler for these events; without one the current
-            handler stays.
+        :param handler_function: a plain function, called with each decoded event of this stream
+            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
+            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
+            the handler for these events; without one the current handler stays.
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -439,7 +461,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
 
         Example::
 
@@ -466,7 +489,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
         """
         self._unsubscribe("option_trades", symbols, force_uppercase_symbols)
 
@@ -483,9 +507,10 @@ class SyncStreamMethods:
         :param symbols: Option contracts such as ``'SPY241220P00720000'``; the ``O:`` prefix is
             added when missing. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a
             plain string is sent exactly as given, as the request's ``params``.
-        :param handler_function: called on the dispatcher thread with each decoded event of this
-            stream (a dict). It replaces the handler for these events; without one the current
-            handler stays.
+        :param handler_function: a plain function, called with each decoded event of this stream
+            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
+            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
+            the handler for these events; without one the current handler stays.
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -494,7 +519,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
 
         Example::
 
@@ -521,7 +547,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
         """
         self._unsubscribe("option_quotes", symbols, force_uppercase_symbols)
 
@@ -538,9 +565,10 @@ class SyncStreamMethods:
         :param symbols: Option contracts such as ``'SPY241220P00720000'``; the ``O:`` prefix is
             added when missing. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a
             plain string is sent exactly as given, as the request's ``params``.
-        :param handler_function: called on the dispatcher thread with each decoded event of this
-            stream (a dict). It replaces the handler for these events; without one the current
-            handler stays.
+        :param handler_function: a plain function, called with each decoded event of this stream
+            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
+            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
+            the handler for these events; without one the current handler stays.
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -549,7 +577,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
 
         Example::
 
@@ -576,7 +605,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
         """
         self._unsubscribe("option_minute_aggregates", symbols, force_uppercase_symbols)
 
@@ -593,9 +623,10 @@ class SyncStreamMethods:
         :param symbols: Option contracts such as ``'SPY241220P00720000'``; the ``O:`` prefix is
             added when missing. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a
             plain string is sent exactly as given, as the request's ``params``.
-        :param handler_function: called on the dispatcher thread with each decoded event of this
-            stream (a dict). It replaces the handler for these events; without one the current
-            handler stays.
+        :param handler_function: a plain function, called with each decoded event of this stream
+            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
+            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
+            the handler for these events; without one the current handler stays.
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -604,7 +635,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
 
         Example::
 
@@ -631,7 +663,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
         """
         self._unsubscribe("option_second_aggregates", symbols, force_uppercase_symbols)
 
@@ -648,9 +681,10 @@ class SyncStreamMethods:
         :param symbols: Currency pairs such as ``'EUR/USD'``; a ``C:`` prefix is accepted and
             dropped. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string
             is sent exactly as given, as the request's ``params``.
-        :param handler_function: called on the dispatcher thread with each decoded event of this
-            stream (a dict). It replaces the handler for these events; without one the current
-            handler stays.
+        :param handler_function: a plain function, called with each decoded event of this stream
+            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
+            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
+            the handler for these events; without one the current handler stays.
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -659,7 +693,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
 
         Example::
 
@@ -686,7 +721,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
         """
         self._unsubscribe("forex_quotes", symbols, force_uppercase_symbols)
 
@@ -703,9 +739,10 @@ class SyncStreamMethods:
         :param symbols: Currency pairs such as ``'EUR/USD'``; a ``C:`` prefix is accepted and
             dropped. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string
             is sent exactly as given, as the request's ``params``.
-        :param handler_function: called on the dispatcher thread with each decoded event of this
-            stream (a dict). It replaces the handler for these events; without one the current
-            handler stays.
+        :param handler_function: a plain function, called with each decoded event of this stream
+            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
+            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
+            the handler for these events; without one the current handler stays.
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -714,7 +751,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
 
         Example::
 
@@ -741,7 +779,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
         """
         self._unsubscribe("forex_minute_aggregates", symbols, force_uppercase_symbols)
 
@@ -758,9 +797,10 @@ class SyncStreamMethods:
         :param symbols: Currency pairs such as ``'EUR/USD'``; a ``C:`` prefix is accepted and
             dropped. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string
             is sent exactly as given, as the request's ``params``.
-        :param handler_function: called on the dispatcher thread with each decoded event of this
-            stream (a dict). It replaces the handler for these events; without one the current
-            handler stays.
+        :param handler_function: a plain function, called with each decoded event of this stream
+            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
+            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
+            the handler for these events; without one the current handler stays.
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -769,7 +809,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
 
         Example::
 
@@ -796,7 +837,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
         """
         self._unsubscribe("forex_second_aggregates", symbols, force_uppercase_symbols)
 
@@ -813,9 +855,10 @@ class SyncStreamMethods:
         :param symbols: Crypto pairs such as ``'BTC-USD'``; an ``X:`` prefix is accepted and
             dropped. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string
             is sent exactly as given, as the request's ``params``.
-        :param handler_function: called on the dispatcher thread with each decoded event of this
-            stream (a dict). It replaces the handler for these events; without one the current
-            handler stays.
+        :param handler_function: a plain function, called with each decoded event of this stream
+            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
+            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
+            the handler for these events; without one the current handler stays.
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -824,7 +867,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
 
         Example::
 
@@ -851,7 +895,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
         """
         self._unsubscribe("crypto_trades", symbols, force_uppercase_symbols)
 
@@ -868,9 +913,10 @@ class SyncStreamMethods:
         :param symbols: Crypto pairs such as ``'BTC-USD'``; an ``X:`` prefix is accepted and
             dropped. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string
             is sent exactly as given, as the request's ``params``.
-        :param handler_function: called on the dispatcher thread with each decoded event of this
-            stream (a dict). It replaces the handler for these events; without one the current
-            handler stays.
+        :param handler_function: a plain function, called with each decoded event of this stream
+            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
+            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
+            the handler for these events; without one the current handler stays.
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -879,7 +925,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
 
         Example::
 
@@ -906,7 +953,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
         """
         self._unsubscribe("crypto_quotes", symbols, force_uppercase_symbols)
 
@@ -923,9 +971,10 @@ class SyncStreamMethods:
         :param symbols: Crypto pairs such as ``'BTC-USD'``; an ``X:`` prefix is accepted and
             dropped. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string
             is sent exactly as given, as the request's ``params``.
-        :param handler_function: called on the dispatcher thread with each decoded event of this
-            stream (a dict). It replaces the handler for these events; without one the current
-            handler stays.
+        :param handler_function: a plain function, called with each decoded event of this stream
+            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
+            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
+            the handler for these events; without one the current handler stays.
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -934,7 +983,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
 
         Example::
 
@@ -961,7 +1011,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
         """
         self._unsubscribe("crypto_minute_aggregates", symbols, force_uppercase_symbols)
 
@@ -978,9 +1029,10 @@ class SyncStreamMethods:
         :param symbols: Crypto pairs such as ``'BTC-USD'``; an ``X:`` prefix is accepted and
             dropped. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string
             is sent exactly as given, as the request's ``params``.
-        :param handler_function: called on the dispatcher thread with each decoded event of this
-            stream (a dict). It replaces the handler for these events; without one the current
-            handler stays.
+        :param handler_function: a plain function, called with each decoded event of this stream
+            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
+            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
+            the handler for these events; without one the current handler stays.
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -989,7 +1041,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
 
         Example::
 
@@ -1016,7 +1069,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
         """
         self._unsubscribe("crypto_second_aggregates", symbols, force_uppercase_symbols)
 
@@ -1033,9 +1087,10 @@ class SyncStreamMethods:
         :param symbols: Crypto pairs such as ``'BTC-USD'``; an ``X:`` prefix is accepted and
             dropped. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string
             is sent exactly as given, as the request's ``params``.
-        :param handler_function: called on the dispatcher thread with each decoded event of this
-            stream (a dict). It replaces the handler for these events; without one the current
-            handler stays.
+        :param handler_function: a plain function, called with each decoded event of this stream
+            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
+            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
+            the handler for these events; without one the current handler stays.
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -1044,7 +1099,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
 
         Example::
 
@@ -1071,7 +1127,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
         """
         self._unsubscribe("crypto_level2_book", symbols, force_uppercase_symbols)
 
@@ -1088,9 +1145,10 @@ class SyncStreamMethods:
         :param symbols: Index tickers such as ``'SPX'``; the ``I:`` prefix is added when
             missing. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string
             is sent exactly as given, as the request's ``params``.
-        :param handler_function: called on the dispatcher thread with each decoded event of this
-            stream (a dict). It replaces the handler for these events; without one the current
-            handler stays.
+        :param handler_function: a plain function, called with each decoded event of this stream
+            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
+            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
+            the handler for these events; without one the current handler stays.
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -1099,7 +1157,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
 
         Example::
 
@@ -1126,7 +1185,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
         """
         self._unsubscribe("indices_minute_aggregates", symbols, force_uppercase_symbols)
 
@@ -1143,9 +1203,10 @@ class SyncStreamMethods:
         :param symbols: Index tickers such as ``'SPX'``; the ``I:`` prefix is added when
             missing. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string
             is sent exactly as given, as the request's ``params``.
-        :param handler_function: called on the dispatcher thread with each decoded event of this
-            stream (a dict). It replaces the handler for these events; without one the current
-            handler stays.
+        :param handler_function: a plain function, called with each decoded event of this stream
+            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
+            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
+            the handler for these events; without one the current handler stays.
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -1154,7 +1215,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
 
         Example::
 
@@ -1181,7 +1243,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
         """
         self._unsubscribe("indices_second_aggregates", symbols, force_uppercase_symbols)
 
@@ -1198,9 +1261,10 @@ class SyncStreamMethods:
         :param symbols: Index tickers such as ``'SPX'``; the ``I:`` prefix is added when
             missing. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string
             is sent exactly as given, as the request's ``params``.
-        :param handler_function: called on the dispatcher thread with each decoded event of this
-            stream (a dict). It replaces the handler for these events; without one the current
-            handler stays.
+        :param handler_function: a plain function, called with each decoded event of this stream
+            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
+            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
+            the handler for these events; without one the current handler stays.
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -1209,7 +1273,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
 
         Example::
 
@@ -1236,7 +1301,8 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
         """
         self._unsubscribe("index_value", symbols, force_uppercase_symbols)
 
@@ -1256,6 +1322,7 @@ class SyncStreamMethods:
 
         Blocks until the request is on the wire while the stream runs; before the stream starts,
         or while it reconnects, the change is recorded and sent on the next connection. Safe to
-        call from any thread.
+        call from any thread. Raises :class:`~polygon.streaming.errors.StreamConnectionError` if
+        the loop thread does not answer within the client's ``call_timeout``.
         """
         self._unsubscribe("index_value", symbols, force_uppercase_symbols)

@@ -143,8 +143,11 @@ class AsyncStreamClient(AsyncStreamMethods):
 
     @property
     def is_connected(self) -> bool:
-        """True while a connection is authenticated and its subscriptions are live."""
-        return self._engine.is_connected
+        """True while a connection is authenticated and its subscriptions are live.
+
+        False from the moment :meth:`close_stream` is called.
+        """
+        return not self._closed and self._engine.is_connected
 
     @property
     def subscriptions(self) -> list[str]:

@@ -219,8 +219,11 @@ class StreamClient(SyncStreamMethods):
 
     @property
     def is_connected(self) -> bool:
-        """True while a connection is authenticated and its subscriptions are live."""
-        return self._engine.is_connected
+        """True while a connection is authenticated and its subscriptions are live.
+
+        False from the moment :meth:`close_stream` is called.
+        """
+        return not self._closing and self._engine.is_connected
 
     @property
     def subscriptions(self) -> list[str]:
@@ -329,11 +332,11 @@ class StreamClient(SyncStreamMethods):
         """Yield decoded events one by one, starting the stream if needed.
 
         Blocks for the next event. Ends when :meth:`close_stream` is called from
-        any thread; can be left with ``break`` (events not yet yielded are kept
-        for the next iteration). While iterating, callbacks and handlers still
-        run: on the dispatcher thread if :meth:`start_stream_thread` started it,
-        otherwise on the iterating thread just before each frame's events are
-        yielded.
+        any thread; can be left with ``break`` (without a dispatcher thread, events
+        not yet yielded are kept for the next iteration). While iterating, callbacks
+        and handlers still run: on the dispatcher thread if
+        :meth:`start_stream_thread` started it, otherwise on the iterating thread
+        just before each frame's events are yielded.
 
         :param include_status: also yield status events (``ev == "status"``).
         :raises ~polygon.streaming.errors.PolygonStreamError: the error that
