@@ -27,6 +27,7 @@ from polygon.streaming import (
     MaxConnectionsError,
     StreamClient,
     StreamClosedError,
+    StreamConnectionError,
 )
 from polygon.streaming.simulator import SimulatorThread
 
@@ -881,3 +882,20 @@ def test_slow_callback_does_not_stall_keepalive_pings() -> None:
         assert stats.events_dropped > 0
         assert stats.backlog <= 20 + 5
         assert set(on_message.threads) == {"polygon-stream-dispatch"}
+
+
+@pytest.mark.timeout(20)
+def test_a_subscribe_that_times_out_is_still_recorded_and_sent(sim: SimulatorThread) -> None:
+    client = StreamClient(KEY, "stocks", host=sim.url, call_timeout=0.1)
+    client.subscribe_stock_trades(["AAPL"])
+    client.start_stream_thread()
+    wait_until(lambda: client.is_connected, what="connected")
+    # Hold the client's event loop hostage so the blocking call times out.
+    release = threading.Event()
+    client._loop_thread.loop.call_soon_threadsafe(release.wait, 10)
+    with pytest.raises(StreamConnectionError, match="recorded"):
+        client.subscribe_stock_quotes(["MSFT"])
+    release.set()
+    sim.wait_for(lambda: "Q.MSFT" in sim.simulator.subscriptions("stocks"), timeout=5)
+    assert client.subscriptions == ["T.AAPL", "Q.MSFT"]
+    client.close_stream()

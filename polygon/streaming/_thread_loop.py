@@ -72,11 +72,12 @@ class LoopThread:
         """Schedule ``coro`` on the loop from any thread; do not wait for it."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
-    def call(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float, cancel: bool = True) -> T:
         """Run ``coro`` on the loop and wait for its result, at most ``timeout`` seconds.
 
+        :param cancel: on timeout, cancel the coroutine (otherwise it goes on).
         :raises RuntimeError: called on the loop's own thread.
-        :raises TimeoutError: no result in time (the coroutine is cancelled).
+        :raises TimeoutError: no result in time.
         """
         if self.in_loop_thread():
             coro.close()
@@ -88,7 +89,8 @@ class LoopThread:
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
-            future.cancel()
+            if cancel:
+                future.cancel()
             raise TimeoutError(f"no answer from the {self.name} thread in {timeout} s") from None
 
     def stop(self, timeout: float = START_TIMEOUT) -> None:

@@ -438,7 +438,9 @@ class StreamClient(SyncStreamMethods):
             self._loop_thread.submit(coro)
             return
         try:
-            self._loop_thread.call(coro, self._call_timeout)
+            # Not cancelled on timeout: the change must still be recorded (and
+            # sent when the loop gets to it), as the error below promises.
+            self._loop_thread.call(coro, self._call_timeout, cancel=False)
         except TimeoutError as exc:
             raise StreamConnectionError(
                 f"the {request.action} request was not on the wire after {self._call_timeout} s; "
