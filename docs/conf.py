@@ -139,6 +139,9 @@ nitpick_ignore = [
     ("py:class", "collections.abc.Callable"),
     ("py:class", "collections.abc.Iterable"),
     ("py:class", "collections.abc.Iterator"),
+    ("py:class", "collections.abc.Mapping"),
+    # The TypeVar of is_event() and EventHandler.
+    ("py:class", "polygon.streaming.types.E"),
     # The TypeVar of SimulatorThread.call's overloads.
     ("py:class", "polygon.streaming.simulator._thread.T"),
     # Session.connection: the simulator's side of a websockets connection.

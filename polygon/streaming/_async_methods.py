@@ -2,8 +2,34 @@
 
 from __future__ import annotations
 
-from polygon.streaming._dispatch import Handler
+from typing import Any
+
 from polygon.streaming._protocol import Symbols
+from polygon.streaming.types import (
+    CryptoLevel2BookEvent,
+    CryptoMinuteAggregateEvent,
+    CryptoQuoteEvent,
+    CryptoSecondAggregateEvent,
+    CryptoTradeEvent,
+    EventHandler,
+    FairMarketValueEvent,
+    ForexMinuteAggregateEvent,
+    ForexQuoteEvent,
+    ForexSecondAggregateEvent,
+    IndexValueEvent,
+    IndicesMinuteAggregateEvent,
+    IndicesSecondAggregateEvent,
+    OptionMinuteAggregateEvent,
+    OptionQuoteEvent,
+    OptionSecondAggregateEvent,
+    OptionTradeEvent,
+    StockImbalanceEvent,
+    StockLimitUpLimitDownEvent,
+    StockMinuteAggregateEvent,
+    StockQuoteEvent,
+    StockSecondAggregateEvent,
+    StockTradeEvent,
+)
 
 
 class AsyncStreamMethods:
@@ -16,7 +42,7 @@ class AsyncStreamMethods:
         self,
         stream: str,
         symbols: Symbols,
-        handler_function: Handler | None,
+        handler_function: EventHandler[Any] | None,
         force_uppercase_symbols: bool,
     ) -> None:
         raise NotImplementedError
@@ -32,7 +58,7 @@ class AsyncStreamMethods:
     async def subscribe_fair_market_value(
         self,
         symbols: Symbols = None,
-        handler_function: Handler | None = None,
+        handler_function: EventHandler[FairMarketValueEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to fair market value (``FMV`` events).
@@ -88,7 +114,7 @@ class AsyncStreamMethods:
     async def subscribe_stock_trades(
         self,
         symbols: Symbols = None,
-        handler_function: Handler | None = None,
+        handler_function: EventHandler[StockTradeEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to stock trades (``T`` events).
@@ -143,7 +169,7 @@ class AsyncStreamMethods:
     async def subscribe_stock_quotes(
         self,
         symbols: Symbols = None,
-        handler_function: Handler | None = None,
+        handler_function: EventHandler[StockQuoteEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to stock quotes (``Q`` events).
@@ -198,7 +224,7 @@ class AsyncStreamMethods:
     async def subscribe_stock_minute_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: Handler | None = None,
+        handler_function: EventHandler[StockMinuteAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to stock minute aggregates (``AM`` events).
@@ -253,7 +279,7 @@ class AsyncStreamMethods:
     async def subscribe_stock_second_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: Handler | None = None,
+        handler_function: EventHandler[StockSecondAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to stock second aggregates (``A`` events).
@@ -308,7 +334,7 @@ class AsyncStreamMethods:
     async def subscribe_stock_limit_up_limit_down(
         self,
         symbols: Symbols = None,
-        handler_function: Handler | None = None,
+        handler_function: EventHandler[StockLimitUpLimitDownEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to stock limit up limit down (``LULD`` events).
@@ -363,7 +389,7 @@ class AsyncStreamMethods:
     async def subscribe_stock_imbalances(
         self,
         symbols: Symbols = None,
-        handler_function: Handler | None = None,
+        handler_function: EventHandler[StockImbalanceEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to stock imbalances (``NOI`` events).
@@ -418,7 +444,7 @@ class AsyncStreamMethods:
     async def subscribe_option_trades(
         self,
         symbols: Symbols = None,
-        handler_function: Handler | None = None,
+        handler_function: EventHandler[OptionTradeEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to option trades (``T`` events).
@@ -473,7 +499,7 @@ class AsyncStreamMethods:
     async def subscribe_option_quotes(
         self,
         symbols: Symbols = None,
-        handler_function: Handler | None = None,
+        handler_function: EventHandler[OptionQuoteEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to option quotes (``Q`` events).
@@ -528,7 +554,7 @@ class AsyncStreamMethods:
     async def subscribe_option_minute_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: Handler | None = None,
+        handler_function: EventHandler[OptionMinuteAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to option minute aggregates (``AM`` events).
@@ -583,7 +609,7 @@ class AsyncStreamMethods:
     async def subscribe_option_second_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: Handler | None = None,
+        handler_function: EventHandler[OptionSecondAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to option second aggregates (``A`` events).
@@ -638,7 +664,7 @@ class AsyncStreamMethods:
     async def subscribe_forex_quotes(
         self,
         symbols: Symbols = None,
-        handler_function: Handler | None = None,
+        handler_function: EventHandler[ForexQuoteEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to forex quotes (``C`` events).
@@ -693,7 +719,7 @@ class AsyncStreamMethods:
     async def subscribe_forex_minute_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: Handler | None = None,
+        handler_function: EventHandler[ForexMinuteAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to forex minute aggregates (``CA`` events).
@@ -748,7 +774,7 @@ class AsyncStreamMethods:
     async def subscribe_forex_second_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: Handler | None = None,
+        handler_function: EventHandler[ForexSecondAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to forex second aggregates (``CAS`` events).
@@ -803,7 +829,7 @@ class AsyncStreamMethods:
     async def subscribe_crypto_trades(
         self,
         symbols: Symbols = None,
-        handler_function: Handler | None = None,
+        handler_function: EventHandler[CryptoTradeEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to crypto trades (``XT`` events).
@@ -858,7 +884,7 @@ class AsyncStreamMethods:
     async def subscribe_crypto_quotes(
         self,
         symbols: Symbols = None,
-        handler_function: Handler | None = None,
+        handler_function: EventHandler[CryptoQuoteEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to crypto quotes (``XQ`` events).
@@ -913,7 +939,7 @@ class AsyncStreamMethods:
     async def subscribe_crypto_minute_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: Handler | None = None,
+        handler_function: EventHandler[CryptoMinuteAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to crypto minute aggregates (``XA`` events).
@@ -968,7 +994,7 @@ class AsyncStreamMethods:
     async def subscribe_crypto_second_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: Handler | None = None,
+        handler_function: EventHandler[CryptoSecondAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to crypto second aggregates (``XAS`` events).
@@ -1023,7 +1049,7 @@ class AsyncStreamMethods:
     async def subscribe_crypto_level2_book(
         self,
         symbols: Symbols = None,
-        handler_function: Handler | None = None,
+        handler_function: EventHandler[CryptoLevel2BookEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to crypto level2 book (``XL2`` events).
@@ -1078,7 +1104,7 @@ class AsyncStreamMethods:
     async def subscribe_indices_minute_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: Handler | None = None,
+        handler_function: EventHandler[IndicesMinuteAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to indices minute aggregates (``AM`` events).
@@ -1133,7 +1159,7 @@ class AsyncStreamMethods:
     async def subscribe_indices_second_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: Handler | None = None,
+        handler_function: EventHandler[IndicesSecondAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to indices second aggregates (``A`` events).
@@ -1188,7 +1214,7 @@ class AsyncStreamMethods:
     async def subscribe_index_value(
         self,
         symbols: Symbols = None,
-        handler_function: Handler | None = None,
+        handler_function: EventHandler[IndexValueEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to index value (``V`` events).

@@ -49,12 +49,43 @@ _EXAMPLE_SYMBOLS = {
 
 _CLUSTER_ORDER = list(StreamCluster)
 
+# The TypedDict (polygon.streaming.types) of each stream's events, which types
+# its handler_function.
+EVENT_TYPE = {
+    "fair_market_value": "FairMarketValueEvent",
+    "stock_trades": "StockTradeEvent",
+    "stock_quotes": "StockQuoteEvent",
+    "stock_minute_aggregates": "StockMinuteAggregateEvent",
+    "stock_second_aggregates": "StockSecondAggregateEvent",
+    "stock_limit_up_limit_down": "StockLimitUpLimitDownEvent",
+    "stock_imbalances": "StockImbalanceEvent",
+    "option_trades": "OptionTradeEvent",
+    "option_quotes": "OptionQuoteEvent",
+    "option_minute_aggregates": "OptionMinuteAggregateEvent",
+    "option_second_aggregates": "OptionSecondAggregateEvent",
+    "forex_quotes": "ForexQuoteEvent",
+    "forex_minute_aggregates": "ForexMinuteAggregateEvent",
+    "forex_second_aggregates": "ForexSecondAggregateEvent",
+    "crypto_trades": "CryptoTradeEvent",
+    "crypto_quotes": "CryptoQuoteEvent",
+    "crypto_minute_aggregates": "CryptoMinuteAggregateEvent",
+    "crypto_second_aggregates": "CryptoSecondAggregateEvent",
+    "crypto_level2_book": "CryptoLevel2BookEvent",
+    "indices_minute_aggregates": "IndicesMinuteAggregateEvent",
+    "indices_second_aggregates": "IndicesSecondAggregateEvent",
+    "index_value": "IndexValueEvent",
+}
+
 _HEADER = '''"""Generated from the stream table by ``python -m polygon.streaming._codegen``."""
 
 from __future__ import annotations
 
-from polygon.streaming._dispatch import {handler_type}
+from typing import Any
+
 from polygon.streaming._protocol import Symbols
+from polygon.streaming.types import (
+{type_imports}
+)
 
 
 class {cls}:
@@ -67,7 +98,7 @@ class {cls}:
         self,
         stream: str,
         symbols: Symbols,
-        handler_function: {handler_type} | None,
+        handler_function: EventHandler[Any] | None,
         force_uppercase_symbols: bool,
     ) -> None:
         raise NotImplementedError
@@ -85,7 +116,7 @@ _SUBSCRIBE = '''
     {prefix}def subscribe_{name}(
         self,
         symbols: Symbols = None,
-        handler_function: {handler_type} | None = None,
+        handler_function: EventHandler[{event_type}] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """{docstring}
@@ -259,7 +290,7 @@ def _methods(stream: Stream, flavour: dict[str, str]) -> str:
         "symbol_note": _symbol_note(stream),
         "example": _EXAMPLE_SYMBOLS[_first_cluster(stream)],
     }
-    common = {**flavour, "name": stream.name}
+    common = {**flavour, "name": stream.name, "event_type": EVENT_TYPE[stream.name]}
     text = _SUBSCRIBE.format(docstring=_subscribe_doc(stream, flavour, fields), **common)
     unsubscribe = f"unsubscribe_{stream.name}"
     text += _UNSUBSCRIBE.format(
@@ -274,7 +305,10 @@ def _methods(stream: Stream, flavour: dict[str, str]) -> str:
 
 def render(kind: str) -> str:
     flavour = _FLAVOURS[kind]
-    parts = [_HEADER.format(**{k: v for k, v in flavour.items() if k != "path"})]
+    names = sorted({"EventHandler", *EVENT_TYPE.values()})
+    imports = "\n".join(f"    {name}," for name in names)
+    header_fields = {k: v for k, v in flavour.items() if k != "path"}
+    parts = [_HEADER.format(type_imports=imports, **header_fields)]
     parts.extend(_methods(stream, {k: str(v) for k, v in flavour.items()}) for stream in STREAMS)
     return "".join(parts)
 

@@ -2,8 +2,34 @@
 
 from __future__ import annotations
 
-from polygon.streaming._dispatch import SyncHandler
+from typing import Any
+
 from polygon.streaming._protocol import Symbols
+from polygon.streaming.types import (
+    CryptoLevel2BookEvent,
+    CryptoMinuteAggregateEvent,
+    CryptoQuoteEvent,
+    CryptoSecondAggregateEvent,
+    CryptoTradeEvent,
+    EventHandler,
+    FairMarketValueEvent,
+    ForexMinuteAggregateEvent,
+    ForexQuoteEvent,
+    ForexSecondAggregateEvent,
+    IndexValueEvent,
+    IndicesMinuteAggregateEvent,
+    IndicesSecondAggregateEvent,
+    OptionMinuteAggregateEvent,
+    OptionQuoteEvent,
+    OptionSecondAggregateEvent,
+    OptionTradeEvent,
+    StockImbalanceEvent,
+    StockLimitUpLimitDownEvent,
+    StockMinuteAggregateEvent,
+    StockQuoteEvent,
+    StockSecondAggregateEvent,
+    StockTradeEvent,
+)
 
 
 class SyncStreamMethods:
@@ -16,7 +42,7 @@ class SyncStreamMethods:
         self,
         stream: str,
         symbols: Symbols,
-        handler_function: SyncHandler | None,
+        handler_function: EventHandler[Any] | None,
         force_uppercase_symbols: bool,
     ) -> None:
         raise NotImplementedError
@@ -32,7 +58,7 @@ class SyncStreamMethods:
     def subscribe_fair_market_value(
         self,
         symbols: Symbols = None,
-        handler_function: SyncHandler | None = None,
+        handler_function: EventHandler[FairMarketValueEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to fair market value (``FMV`` events).
@@ -91,7 +117,7 @@ class SyncStreamMethods:
     def subscribe_stock_trades(
         self,
         symbols: Symbols = None,
-        handler_function: SyncHandler | None = None,
+        handler_function: EventHandler[StockTradeEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to stock trades (``T`` events).
@@ -149,7 +175,7 @@ class SyncStreamMethods:
     def subscribe_stock_quotes(
         self,
         symbols: Symbols = None,
-        handler_function: SyncHandler | None = None,
+        handler_function: EventHandler[StockQuoteEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to stock quotes (``Q`` events).
@@ -207,7 +233,7 @@ class SyncStreamMethods:
     def subscribe_stock_minute_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: SyncHandler | None = None,
+        handler_function: EventHandler[StockMinuteAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to stock minute aggregates (``AM`` events).
@@ -265,7 +291,7 @@ class SyncStreamMethods:
     def subscribe_stock_second_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: SyncHandler | None = None,
+        handler_function: EventHandler[StockSecondAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to stock second aggregates (``A`` events).
@@ -323,7 +349,7 @@ class SyncStreamMethods:
     def subscribe_stock_limit_up_limit_down(
         self,
         symbols: Symbols = None,
-        handler_function: SyncHandler | None = None,
+        handler_function: EventHandler[StockLimitUpLimitDownEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to stock limit up limit down (``LULD`` events).
@@ -381,7 +407,7 @@ class SyncStreamMethods:
     def subscribe_stock_imbalances(
         self,
         symbols: Symbols = None,
-        handler_function: SyncHandler | None = None,
+        handler_function: EventHandler[StockImbalanceEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to stock imbalances (``NOI`` events).
@@ -439,7 +465,7 @@ class SyncStreamMethods:
     def subscribe_option_trades(
         self,
         symbols: Symbols = None,
-        handler_function: SyncHandler | None = None,
+        handler_function: EventHandler[OptionTradeEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to option trades (``T`` events).
@@ -497,7 +523,7 @@ class SyncStreamMethods:
     def subscribe_option_quotes(
         self,
         symbols: Symbols = None,
-        handler_function: SyncHandler | None = None,
+        handler_function: EventHandler[OptionQuoteEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to option quotes (``Q`` events).
@@ -555,7 +581,7 @@ class SyncStreamMethods:
     def subscribe_option_minute_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: SyncHandler | None = None,
+        handler_function: EventHandler[OptionMinuteAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to option minute aggregates (``AM`` events).
@@ -613,7 +639,7 @@ class SyncStreamMethods:
     def subscribe_option_second_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: SyncHandler | None = None,
+        handler_function: EventHandler[OptionSecondAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to option second aggregates (``A`` events).
@@ -671,7 +697,7 @@ class SyncStreamMethods:
     def subscribe_forex_quotes(
         self,
         symbols: Symbols = None,
-        handler_function: SyncHandler | None = None,
+        handler_function: EventHandler[ForexQuoteEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to forex quotes (``C`` events).
@@ -729,7 +755,7 @@ class SyncStreamMethods:
     def subscribe_forex_minute_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: SyncHandler | None = None,
+        handler_function: EventHandler[ForexMinuteAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to forex minute aggregates (``CA`` events).
@@ -787,7 +813,7 @@ class SyncStreamMethods:
     def subscribe_forex_second_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: SyncHandler | None = None,
+        handler_function: EventHandler[ForexSecondAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to forex second aggregates (``CAS`` events).
@@ -845,7 +871,7 @@ class SyncStreamMethods:
     def subscribe_crypto_trades(
         self,
         symbols: Symbols = None,
-        handler_function: SyncHandler | None = None,
+        handler_function: EventHandler[CryptoTradeEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to crypto trades (``XT`` events).
@@ -903,7 +929,7 @@ class SyncStreamMethods:
     def subscribe_crypto_quotes(
         self,
         symbols: Symbols = None,
-        handler_function: SyncHandler | None = None,
+        handler_function: EventHandler[CryptoQuoteEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to crypto quotes (``XQ`` events).
@@ -961,7 +987,7 @@ class SyncStreamMethods:
     def subscribe_crypto_minute_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: SyncHandler | None = None,
+        handler_function: EventHandler[CryptoMinuteAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to crypto minute aggregates (``XA`` events).
@@ -1019,7 +1045,7 @@ class SyncStreamMethods:
     def subscribe_crypto_second_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: SyncHandler | None = None,
+        handler_function: EventHandler[CryptoSecondAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to crypto second aggregates (``XAS`` events).
@@ -1077,7 +1103,7 @@ class SyncStreamMethods:
     def subscribe_crypto_level2_book(
         self,
         symbols: Symbols = None,
-        handler_function: SyncHandler | None = None,
+        handler_function: EventHandler[CryptoLevel2BookEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to crypto level2 book (``XL2`` events).
@@ -1135,7 +1161,7 @@ class SyncStreamMethods:
     def subscribe_indices_minute_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: SyncHandler | None = None,
+        handler_function: EventHandler[IndicesMinuteAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to indices minute aggregates (``AM`` events).
@@ -1193,7 +1219,7 @@ class SyncStreamMethods:
     def subscribe_indices_second_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: SyncHandler | None = None,
+        handler_function: EventHandler[IndicesSecondAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to indices second aggregates (``A`` events).
@@ -1251,7 +1277,7 @@ class SyncStreamMethods:
     def subscribe_index_value(
         self,
         symbols: Symbols = None,
-        handler_function: SyncHandler | None = None,
+        handler_function: EventHandler[IndexValueEvent] | None = None,
         force_uppercase_symbols: bool = True,
     ) -> None:
         """Subscribe to index value (``V`` events).
