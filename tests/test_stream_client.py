@@ -899,3 +899,23 @@ def test_a_subscribe_that_times_out_is_still_recorded_and_sent(sim: SimulatorThr
     sim.wait_for(lambda: "Q.MSFT" in sim.simulator.subscriptions("stocks"), timeout=5)
     assert client.subscriptions == ["T.AAPL", "Q.MSFT"]
     client.close_stream()
+
+
+@pytest.mark.timeout(20)
+def test_a_subscribe_made_on_the_clients_own_loop_thread_is_scheduled(
+    sim: SimulatorThread,
+) -> None:
+    client = StreamClient(KEY, "stocks", host=sim.url)
+    client.start_stream_thread()
+    wait_until(lambda: client.is_connected, what="connected")
+    returned = threading.Event()
+
+    def on_the_loop_thread() -> None:
+        # Waiting here for the loop would wait forever: the call must be scheduled.
+        client.subscribe_stock_quotes(["MSFT"])
+        returned.set()
+
+    client._loop_thread.loop.call_soon_threadsafe(on_the_loop_thread)
+    assert returned.wait(5)
+    sim.wait_for(lambda: "Q.MSFT" in sim.simulator.subscriptions("stocks"), timeout=5)
+    client.close_stream()
