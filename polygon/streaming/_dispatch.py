@@ -19,6 +19,7 @@ Event = dict[str, Any]
 SyncHandler = Callable[[Event], object]
 AsyncHandler = Callable[[Event], Awaitable[object]]
 Handler = SyncHandler | AsyncHandler
+BatchHandler = Callable[[list[Event]], object]
 
 STATUS = "status"
 
@@ -55,12 +56,19 @@ def check_handler(handler: object) -> None:
 
 
 class HandlerTable:
-    """Event code -> ``(handler, is_async)``, with a default for unknown codes."""
+    """Event code -> ``(handler, is_async)``, with a default for unknown codes.
+
+    Batch handlers get each frame's whole list of events in one call. While any
+    is set, only handlers set explicitly for an event code still run per event:
+    the batch handlers have seen every event, so the logging defaults stay quiet.
+    """
 
     def __init__(self) -> None:
         self._table: dict[str, tuple[Handler, bool]] = {}
+        self._explicit: dict[str, tuple[Handler, bool]] = {}
         self.default: tuple[Handler, bool] = (default_message_handler, False)
-        self.set(STATUS, default_status_handler)
+        self._table[STATUS] = (default_status_handler, False)
+        self.batch_handlers: list[tuple[BatchHandler, bool]] = []
         self.errors = 0
         self.bad_events = 0
         # Set when the client closes: no handler is called after that, even for
@@ -71,7 +79,21 @@ class HandlerTable:
 
     def set(self, code: str, handler: Handler) -> None:
         check_handler(handler)
-        self._table[code] = (handler, is_async_callable(handler))
+        entry = (handler, is_async_callable(handler))
+        self._table[code] = entry
+        self._explicit[code] = entry
+
+    def add_batch(self, handler: BatchHandler) -> None:
+        check_handler(handler)
+        self.batch_handlers.append((handler, is_async_callable(handler)))
+
+    def remove_batch(self, handler: BatchHandler) -> None:
+        """Remove a batch handler; a ValueError if it was not added."""
+        for index, (added, _) in enumerate(self.batch_handlers):
+            if added == handler:
+                del self.batch_handlers[index]
+                return
+        raise ValueError(f"{handler!r} is not a batch handler of this client")
 
     def get(self, code: str) -> Handler:
         return self._table.get(code, self.default)[0]
@@ -85,6 +107,11 @@ class HandlerTable:
 
     async def dispatch(self, batch: list[Event]) -> None:
         """Call each event's handler in order, awaiting async ones one at a time."""
+        if self.batch_handlers:
+            await self._dispatch_batch(batch)
+            if self._explicit:
+                await self._dispatch_explicit(batch)
+            return
         lookup = self._table.get
         default = self.default
         for event in batch:
@@ -101,15 +128,72 @@ class HandlerTable:
 
     def dispatch_sync(self, batch: list[Event]) -> None:
         """Like :meth:`dispatch` for a caller with no event loop (sync handlers only)."""
-        lookup = self._table.get
-        default = self.default
+        if self.batch_handlers:
+            for handler, _ in self.batch_handlers:
+                self._call_batch(handler, batch)
+            if not self._explicit:
+                return
+            lookup, default = self._explicit.get, _SKIP
+        else:
+            lookup, default = self._table.get, self.default
         for event in batch:
             if self.stopped:
                 return
             try:
-                lookup(event["ev"], default)[0](event)
+                entry = lookup(event["ev"], default)
+                if entry is not _SKIP:
+                    entry[0](event)
             except Exception as exc:
                 self._handler_failed(event, exc)
+
+    async def _dispatch_batch(self, batch: list[Event]) -> None:
+        for handler, is_async in self.batch_handlers:
+            if self.stopped:
+                return
+            if is_async:
+                try:
+                    await handler(batch)  # type: ignore[misc]
+                except Exception as exc:
+                    self._batch_failed(exc)
+            else:
+                self._call_batch(handler, batch)
+
+    async def _dispatch_explicit(self, batch: list[Event]) -> None:
+        lookup = self._explicit.get
+        for event in batch:
+            if self.stopped:
+                return
+            try:
+                entry = lookup(event["ev"], _SKIP)
+                if entry is _SKIP:
+                    continue
+                handler, is_async = entry
+                if is_async:
+                    await handler(event)  # type: ignore[misc]
+                else:
+                    handler(event)
+            except Exception as exc:
+                self._handler_failed(event, exc)
+
+    def _call_batch(self, handler: BatchHandler, batch: list[Event]) -> None:
+        try:
+            handler(batch)
+        except Exception as exc:
+            self._batch_failed(exc)
+
+    def _batch_failed(self, exc: Exception) -> None:
+        self.errors += 1
+        hook = self.error_hook
+        if hook is not None:
+            try:
+                hook(exc, {})
+                return
+            except Exception:
+                logger.exception("the error callback raised")
+        logger.error(
+            "a batch handler raised; the stream goes on",
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
 
     def _handler_failed(self, event: object, exc: Exception) -> None:
         if not isinstance(event, dict) or "ev" not in event:
@@ -129,6 +213,10 @@ class HandlerTable:
             event.get("ev"),
             exc_info=(type(exc), exc, exc.__traceback__),
         )
+
+
+# "No handler here" in the explicit-only lookups (a batch handler saw the event).
+_SKIP: tuple[Handler, bool] = (default_message_handler, False)
 
 
 def is_async_callable(handler: object) -> bool:

@@ -20,7 +20,7 @@ from polygon.streaming._buffer import (
     StreamFailed,
 )
 from polygon.streaming._config import build_config, check_reconnect_options, resolve_api_key
-from polygon.streaming._dispatch import Handler, HandlerTable, event_code_of
+from polygon.streaming._dispatch import BatchHandler, Handler, HandlerTable, event_code_of
 from polygon.streaming._engine import StreamEngine
 from polygon.streaming._protocol import Symbols
 from polygon.streaming._stats import StreamStats, collect
@@ -288,6 +288,37 @@ class AsyncStreamClient(AsyncStreamMethods):
             # Connecting sends the whole desired set, this change included.
             await engine.connect()
         # Otherwise the reconnect loop is between connections: it was recorded.
+
+    def add_batch_handler(self, handler_function: BatchHandler) -> None:
+        """Also call ``handler_function`` once per frame, with the list of its events.
+
+        The fastest way to consume a firehose: one call per frame instead of one
+        per event. The list is in arrival order and may mix event codes and
+        status events; it is the client's own list, so copy it to keep it past
+        the call. While a batch handler is set, only handlers given explicitly
+        (with ``handler_function=`` or :meth:`change_handler`) still run per
+        event; the default logging handlers stay quiet. Effective from the next
+        frame, also while :meth:`handle_messages` runs.
+
+        :param handler_function: a function or coroutine function taking a list
+            of events.
+        :raises TypeError: ``handler_function`` is not callable.
+
+        Example::
+
+            def on_frame(events: list[dict]) -> None:
+                writer.write_many(events)
+
+            client.add_batch_handler(on_frame)
+        """
+        self._handlers.add_batch(handler_function)
+
+    def remove_batch_handler(self, handler_function: BatchHandler) -> None:
+        """Stop calling a batch handler added with :meth:`add_batch_handler`.
+
+        :raises ValueError: it was not added.
+        """
+        self._handlers.remove_batch(handler_function)
 
     def change_handler(
         self,
