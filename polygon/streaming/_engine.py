@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -115,6 +116,9 @@ class StreamEngine:
         self._connect_lock = asyncio.Lock()
         self._send_lock = asyncio.Lock()
         self._closed_event = asyncio.Event()
+        # Called with every decoded frame on this loop, beside the buffer (sinks
+        # that publish to a broker). They must not block; see _offer_to_taps.
+        self.taps: list[Callable[[Batch], None]] = []
         self._ws_logger = RedactingLogger(
             logging.getLogger("polygon.streaming.websockets"), api_key
         )
@@ -289,6 +293,8 @@ class StreamEngine:
                 if _STATUS_MARK in frame and self._scan_status(events):
                     await ws.close()
                 sink.put(events, frame)  # type: ignore[arg-type]
+                if self.taps:
+                    self._offer_to_taps(events)
         except ConnectionClosed as exc:
             error = self._lost_error(exc)
         except asyncio.CancelledError:
@@ -298,6 +304,14 @@ class StreamEngine:
             error = exc
         finally:
             self._reader_done(ws, ended, error)
+
+    def _offer_to_taps(self, events: list[Any]) -> None:
+        # A tap's failure is its own: it must never end the market-data stream.
+        for tap in self.taps:
+            try:
+                tap(events)
+            except Exception:
+                logger.exception("a frame tap raised; the stream goes on")
 
     def _decode(self, frame: str | bytes) -> list[Any] | None:
         self.stats.frames += 1

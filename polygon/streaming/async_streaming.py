@@ -26,6 +26,7 @@ from polygon.streaming._protocol import Symbols
 from polygon.streaming._stats import StreamStats, collect
 from polygon.streaming._subscriptions import DesiredSubscriptions, Request, commit, plan_request
 from polygon.streaming.errors import PolygonStreamError, StreamClosedError
+from polygon.streaming.sinks import Sink
 
 logger = logging.getLogger("polygon.streaming.async_streaming")
 
@@ -122,6 +123,7 @@ class AsyncStreamClient(AsyncStreamMethods):
             self._buffer,
             reconnect_on_eviction=config.reconnect_on_eviction,
         )
+        self._sinks: list[Sink] = []
         self._closed = False
 
     def __repr__(self) -> str:
@@ -320,6 +322,26 @@ class AsyncStreamClient(AsyncStreamMethods):
         """
         self._handlers.remove_batch(handler_function)
 
+    async def add_sink(self, sink: Sink) -> None:
+        """Publish every event this client receives through ``sink``, to a broker.
+
+        The sink gets each frame as it is read, before any handler runs, on
+        this event loop; it never holds up the connection (see
+        :mod:`polygon.streaming.sinks`). :meth:`close_stream` flushes and
+        closes it.
+
+        :param sink: a :class:`~polygon.streaming.sinks.Sink`, e.g. ``RedisStreamsSink``.
+
+        Example::
+
+            await client.add_sink(RedisStreamsSink("redis://localhost:6379/0"))
+        """
+        self._check_open()
+        sink.attach(self.cluster)
+        await sink.start()
+        self._engine.taps.append(sink.offer)
+        self._sinks.append(sink)
+
     def change_handler(
         self,
         service_prefix: StreamServicePrefix | str,
@@ -392,6 +414,9 @@ class AsyncStreamClient(AsyncStreamMethods):
         self._handlers.stopped = True
         self._buffer.close()
         await self._engine.close()
+        # After the engine: every event it read has been offered to the sinks.
+        for sink in self._sinks:
+            await sink.close()
 
     def _check_open(self) -> None:
         if self._closed:

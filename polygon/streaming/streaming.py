@@ -54,6 +54,7 @@ from polygon.streaming.errors import (
     StreamClosedError,
     StreamConnectionError,
 )
+from polygon.streaming.sinks import Sink
 
 logger = logging.getLogger("polygon.streaming.streaming")
 
@@ -196,6 +197,7 @@ class StreamClient(SyncStreamMethods):
         self._pending: deque[Any] = deque()
         self._taps: list[ThreadEventBuffer] = []
         self._state_lock = threading.RLock()
+        self._sinks: list[Sink] = []
         self._closing = False
         self._close_reported = False
         # The same error can end a connection and then the stream (an eviction):
@@ -280,7 +282,14 @@ class StreamClient(SyncStreamMethods):
             self._engine.options, ping_interval=ping_interval, ping_timeout=ping_timeout
         )
         self._loop_thread.start()
+        # Sinks start first (the loop runs callbacks in order): none misses an event.
+        for sink in self._sinks:
+            self._loop_thread.submit(self._start_sink(sink))
         self._loop_thread.submit(self._supervise())
+
+    async def _start_sink(self, sink: Sink) -> None:
+        await sink.start()
+        self._engine.taps.append(sink.offer)
 
     async def _supervise(self) -> None:
         reconnect, attempts, delay = self._reconnect
@@ -504,6 +513,24 @@ class StreamClient(SyncStreamMethods):
         """
         self._handlers.remove_batch(handler_function)
 
+    def add_sink(self, sink: Sink) -> None:
+        """Publish every event this client receives through ``sink``, to a broker.
+
+        The sink runs on the client's event-loop thread and gets each frame as
+        it is read, before any callback; it never holds up the connection (see
+        :mod:`polygon.streaming.sinks`). Added before the stream starts, it
+        starts with it. :meth:`close_stream` flushes and closes it.
+
+        :param sink: a :class:`~polygon.streaming.sinks.Sink`, e.g. ``NatsJetStreamSink``.
+        """
+        self._check_open()
+        sink.attach(self.cluster)
+        with self._state_lock:
+            self._sinks.append(sink)
+            running = self._loop_thread.running
+        if running:
+            self._loop_thread.call(self._start_sink(sink), self._call_timeout)
+
     def change_handler(
         self,
         service_prefix: StreamServicePrefix | str,
@@ -552,6 +579,12 @@ class StreamClient(SyncStreamMethods):
                     thread.call(self._engine.close(), self._call_timeout)
                 except (TimeoutError, RuntimeError):
                     logger.warning("the connection did not close in time; stopping anyway")
+                # After the engine: every event it read has been offered to the sinks.
+                for sink in self._sinks:
+                    try:
+                        thread.call(sink.close(), self._call_timeout)
+                    except (TimeoutError, RuntimeError):
+                        logger.warning("a sink did not close in time; stopping anyway")
         thread.stop(self._call_timeout)
 
     def _stop_after_failure(self, error: BaseException) -> None:

@@ -1,0 +1,155 @@
+"""The shared sink machinery, with an in-memory broker that can be made to fail."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import anyio
+import pytest
+
+from polygon import AsyncStreamClient, StreamClient
+from polygon.enums import StreamCluster
+from polygon.streaming.simulator import MarketSimulator, SimulatorThread
+from polygon.streaming.sinks import BufferedSink
+
+pytestmark = pytest.mark.timeout(20)
+
+Event = dict[str, Any]
+
+
+class MemoryBrokerSink(BufferedSink):
+    """A sink whose broker is a list; ``failing`` makes writes fail."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.published: list[Event] = []
+        self.failing = False
+        self.connects = 0
+        self.topics: list[str] = []
+
+    async def _connect(self) -> None:
+        if self.failing:
+            raise ConnectionError("broker down")
+        self.connects += 1
+
+    async def _write(self, events: list[Event]) -> None:
+        if self.failing:
+            raise ConnectionError("broker down")
+        await asyncio.sleep(0)  # a real broker round trip yields to the loop
+        self.published.extend(events)
+        self.topics.extend("{cluster}.{ev}.{sym}".format(**self.topic_fields(e)) for e in events)
+
+    async def _disconnect(self) -> None:
+        return None
+
+
+def trades(first: int, count: int, symbol: str = "AAPL") -> list[Event]:
+    return [{"ev": "T", "sym": symbol, "q": q} for q in range(first, first + count)]
+
+
+async def drained(sink: MemoryBrokerSink, count: int) -> None:
+    with anyio.fail_after(5):
+        while len(sink.published) < count:  # noqa: ASYNC110 - a counter, bounded by the deadline
+            await asyncio.sleep(0.002)
+
+
+@pytest.mark.anyio
+async def test_events_are_published_in_order_and_status_is_left_out() -> None:
+    sink = MemoryBrokerSink(batch_size=7)
+    sink.attach(StreamCluster.STOCKS)
+    await sink.start()
+    sink.offer([{"ev": "status", "status": "success", "message": "x"}, *trades(0, 10)])
+    sink.offer(trades(10, 15))
+    await drained(sink, 25)
+    assert [e["q"] for e in sink.published] == list(range(25))
+    assert sink.topics[0] == "stocks.T.AAPL"
+    assert (sink.stats.offered, sink.stats.published, sink.stats.dropped) == (25, 25, 0)
+    await sink.close()
+
+
+@pytest.mark.anyio
+async def test_a_failed_write_is_retried_after_reconnecting_and_nothing_is_lost() -> None:
+    sink = MemoryBrokerSink(retry_delay=0.01)
+    sink.attach(StreamCluster.STOCKS)
+    await sink.start()
+    sink.offer(trades(0, 5))
+    await drained(sink, 5)
+    sink.failing = True
+    sink.offer(trades(5, 5))
+    with anyio.fail_after(5):
+        while sink.stats.failures < 2:  # noqa: ASYNC110 - a counter, bounded by the deadline
+            await asyncio.sleep(0.002)
+    sink.failing = False
+    await drained(sink, 10)
+    assert [e["q"] for e in sink.published] == list(range(10))
+    assert sink.stats.reconnects == 1
+    await sink.close()
+
+
+@pytest.mark.anyio
+async def test_a_full_buffer_refuses_new_events_and_counts_them() -> None:
+    sink = MemoryBrokerSink(max_buffered_events=8)
+    sink.attach(StreamCluster.STOCKS)
+    sink.failing = True  # nothing drains: the buffer fills
+    sink.offer(trades(0, 5))
+    sink.offer(trades(5, 5))
+    assert sink.stats.dropped == 2
+    assert sink.stats.backlog == 8
+    sink.failing = False
+    await sink.start()
+    await drained(sink, 8)
+    assert [e["q"] for e in sink.published] == list(range(8))
+    await sink.close()
+
+
+@pytest.mark.anyio
+async def test_close_flushes_what_is_buffered() -> None:
+    sink = MemoryBrokerSink()
+    sink.attach(StreamCluster.CRYPTO)
+    await sink.start()
+    sink.offer([{"ev": "XT", "pair": "BTC-USD", "q": q} for q in range(100)])
+    await sink.close()
+    assert len(sink.published) == 100
+    assert sink.topics[0] == "crypto.XT.BTC-USD"
+    assert sink.stats.backlog == 0
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[MarketSimulator]:
+    async with MarketSimulator(rate=0) as simulator:
+        yield simulator
+
+
+@pytest.mark.anyio
+async def test_an_async_client_publishes_everything_it_receives(sim: MarketSimulator) -> None:
+    sink = MemoryBrokerSink()
+    async with AsyncStreamClient("k", "stocks", host=sim.url) as client:
+        await client.add_sink(sink)
+        await client.subscribe_stock_trades(["AAPL"])
+        await sim.wait_for(lambda: sim.subscriptions("stocks") == {"T.AAPL"})
+        await sim.publish("stocks", trades(0, 50))
+        await drained(sink, 50)
+    assert [e["q"] for e in sink.published] == list(range(50))
+
+
+@pytest.fixture
+def sim_thread() -> Iterator[SimulatorThread]:
+    with SimulatorThread(rate=0) as simulator:
+        yield simulator
+
+
+def test_a_stream_client_sink_added_before_start_sees_every_event(
+    sim_thread: SimulatorThread,
+) -> None:
+    sink = MemoryBrokerSink()
+    sim = sim_thread.simulator
+    with StreamClient("k", "stocks", host=sim_thread.url) as client:
+        client.add_sink(sink)
+        client.subscribe_stock_trades(["AAPL"])
+        client.start_stream_thread()
+        sim_thread.wait_for(lambda: sim.subscriptions("stocks") == {"T.AAPL"}, timeout=5)
+        sim_thread.call(sim.publish, "stocks", trades(0, 40))
+        sim_thread.wait_for(lambda: len(sink.published) == 40, timeout=5)
+    assert [e["q"] for e in sink.published] == list(range(40))
