@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest docs demo clean
+.PHONY: install test lint typecheck pytest docs demo soak bench clean
 
 install: $(STAMP)
 
@@ -38,6 +38,14 @@ test: lint typecheck pytest docs
 
 demo: $(STAMP)
 	$(BIN)/polygon-stream demo
+
+# The long soak (make test runs a short one); POLYGON_SOAK_SECONDS overrides.
+soak: $(STAMP)
+	POLYGON_SOAK_SECONDS=$${POLYGON_SOAK_SECONDS:-300} $(BIN)/pytest -q -m soak -s --timeout=3600 tests/test_soak.py
+
+# Benchmarks against the floor (not part of make test).
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info docs/_build .mypy_cache .pytest_cache .ruff_cache
