@@ -17,8 +17,17 @@ From blocking code, :class:`SimulatorThread` runs it on a background thread.
 from __future__ import annotations
 
 from polygon.streaming.simulator._data import EventFactory, default_symbols
+from polygon.streaming.simulator._replay import infer_cluster, replay
 from polygon.streaming.simulator._server import MarketSimulator
 from polygon.streaming.simulator._session import Session
 from polygon.streaming.simulator._thread import SimulatorThread
 
-__all__ = ["EventFactory", "MarketSimulator", "Session", "SimulatorThread", "default_symbols"]
+__all__ = [
+    "EventFactory",
+    "MarketSimulator",
+    "Session",
+    "SimulatorThread",
+    "default_symbols",
+    "infer_cluster",
+    "replay",
+]
