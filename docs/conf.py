@@ -140,6 +140,7 @@ nitpick_ignore = [
     ("py:class", "collections.abc.Iterable"),
     ("py:class", "collections.abc.Iterator"),
     ("py:class", "collections.abc.Mapping"),
+    ("py:class", "pathlib.Path"),
     # The TypeVar of is_event() and EventHandler.
     ("py:class", "polygon.streaming.types.E"),
     # The TypeVar of SimulatorThread.call's overloads.
