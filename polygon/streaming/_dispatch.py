@@ -27,9 +27,17 @@ logger = logging.getLogger("polygon.streaming.dispatch")
 message_logger = logging.getLogger("polygon.streaming.messages")
 
 
+class _NoEventCode(ValueError):
+    """An event whose ``ev`` is not a string (``null``, a number, a list)."""
+
+
 def default_message_handler(event: Event) -> None:
     """The handler for events no handler was set for: logs them at INFO, never prints."""
-    message_logger.info("%s event: %r", event.get("ev"), event)
+    code = event.get("ev")
+    if type(code) is not str:
+        # Checked here, off the hot path: only codes no handler matched get here.
+        raise _NoEventCode(code)
+    message_logger.info("%s event: %r", code, event)
 
 
 def default_status_handler(event: Event) -> None:
@@ -182,24 +190,21 @@ class HandlerTable:
             self._batch_failed(exc)
 
     def _batch_failed(self, exc: Exception) -> None:
-        self.errors += 1
-        hook = self.error_hook
-        if hook is not None:
-            try:
-                hook(exc, {})
-                return
-            except Exception:
-                logger.exception("the error callback raised")
-        logger.error(
-            "a batch handler raised; the stream goes on",
-            exc_info=(type(exc), exc, exc.__traceback__),
-        )
+        self._report(exc, {}, "a batch handler raised; the stream goes on")
 
     def _handler_failed(self, event: object, exc: Exception) -> None:
-        if not isinstance(event, dict) or "ev" not in event:
+        # An ``ev`` that is not a string is as good as none: an unhashable one made
+        # the lookup raise, any other one reached the default handler, which raised.
+        if not isinstance(event, dict) or type(event.get("ev")) is not str:
             self.bad_events += 1
             logger.warning("skipped an event with no 'ev' code: %.200r", event)
             return
+        self._report(
+            exc, event, f"handler for {event.get('ev')!r} events raised; the stream goes on"
+        )
+
+    def _report(self, exc: Exception, event: Event, message: str) -> None:
+        """Count a handler's exception and hand it to the error hook, or log it."""
         self.errors += 1
         hook = self.error_hook
         if hook is not None:
@@ -208,11 +213,7 @@ class HandlerTable:
                 return
             except Exception:
                 logger.exception("the error callback raised")
-        logger.error(
-            "handler for %r events raised; the stream goes on",
-            event.get("ev"),
-            exc_info=(type(exc), exc, exc.__traceback__),
-        )
+        logger.error("%s", message, exc_info=(type(exc), exc, exc.__traceback__))
 
 
 # "No handler here" in the explicit-only lookups (a batch handler saw the event).
