@@ -543,3 +543,35 @@ async def test_a_second_concurrent_consumer_is_refused(sim: MarketSimulator) -> 
         assert not first.done()
         await client.close_stream()
         await first
+
+
+async def test_order_holds_while_handlers_switch_between_sync_and_async(
+    sim: MarketSimulator,
+) -> None:
+    # Plain handlers may run straight from the reader while the loop is idle;
+    # async ones are queued. Switching between them must never reorder events.
+    got: list[int] = []
+    done = asyncio.Event()
+
+    def record(event: Event) -> None:
+        got.append(event["q"])
+        if len(got) == 3000:
+            done.set()
+
+    async def record_async(event: Event) -> None:
+        record(event)
+
+    async with client_for(sim) as client:
+        await client.subscribe_stock_trades(["AAPL"], record)
+        task = asyncio.create_task(client.handle_messages(reconnect=True))
+        await serving(sim, "T.AAPL")
+        for block, handler in enumerate([record, record_async, record]):
+            client.change_handler("T", handler)
+            for start in range(block * 1000, (block + 1) * 1000, 100):
+                await sim.publish("stocks", trades(sim, "AAPL", start, 100))
+        with anyio.fail_after(10):
+            await done.wait()
+        assert got == list(range(3000))
+        assert client.stats.events_dropped == 0
+        await client.close_stream()
+        await task

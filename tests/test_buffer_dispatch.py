@@ -364,20 +364,20 @@ async def test_sync_and_async_handlers_in_order() -> None:
     table.set("Q", on_quote)
     assert table.get("T") is on_trade
     assert table.get("Q") is on_quote
-    assert table.has_async()
+    assert not table.all_sync()
     await table.dispatch([*frame("T", 1), *frame("Q", 2), *frame("T", 3), *frame("Q", 4)])
     assert order == [("T", 1), ("Q", 2), ("T", 3), ("Q", 4)]
     assert table.errors == 0
     assert table.bad_events == 0
 
 
-def test_has_async() -> None:
+def test_all_sync() -> None:
     table = HandlerTable()
-    assert not table.has_async()
+    assert table.all_sync()
     table.set("T", Recorder())
-    assert not table.has_async()
+    assert table.all_sync()
     table.set("Q", AsyncRecorder())
-    assert table.has_async()
+    assert not table.all_sync()
 
 
 @pytest.mark.anyio
@@ -423,7 +423,7 @@ async def test_async_default_handler() -> None:
     table = HandlerTable()
     catch_all = AsyncRecorder()
     table.default = (catch_all, True)
-    assert table.has_async()
+    assert not table.all_sync()
     await table.dispatch(frame("AM", 1))
     assert catch_all.events == frame("AM", 1)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -119,6 +120,11 @@ class EventBuffer:
         self._closed = False
         self._consumer: asyncio.Future[None] | None = None
         self._room: asyncio.Future[None] | None = None
+        # Set by a consumer that can take a frame synchronously (all its handlers
+        # are plain functions): while it waits with nothing queued, a frame is
+        # handed over right here, saving a task switch per frame. It returns
+        # False to decline (an async handler appeared), and the frame is queued.
+        self.direct: Callable[[Batch], bool] | None = None
 
     # -- producer side (the reader, on the event loop) -------------------------------
 
@@ -132,6 +138,13 @@ class EventBuffer:
         count = len(batch)
         stats = self.stats
         stats.received += count
+        direct = self.direct
+        if direct is not None and self._consumer is not None and not self._items:
+            # Counted as delivered first: a handler may read the stats.
+            stats.delivered += count
+            if direct(batch):
+                return
+            stats.delivered -= count
         stats.backlog += count
         self._items.append(batch)
         if stats.backlog > self.max_events and self.overflow == "drop_oldest":

@@ -77,6 +77,8 @@ class HandlerTable:
         self.default: tuple[Handler, bool] = (default_message_handler, False)
         self._table[STATUS] = (default_status_handler, False)
         self.batch_handlers: list[tuple[BatchHandler, bool]] = []
+        # all_sync(), kept current by every change: read once per frame.
+        self._sync_only = True
         self.errors = 0
         self.bad_events = 0
         # Set when the client closes: no handler is called after that, even for
@@ -90,16 +92,34 @@ class HandlerTable:
         entry = (handler, is_async_callable(handler))
         self._table[code] = entry
         self._explicit[code] = entry
+        self._sync_only = self.all_sync()
+
+    def all_sync(self) -> bool:
+        """True when no handler (per-event, default or batch) is a coroutine function."""
+        return not (
+            self.default[1]
+            or any(is_async for _, is_async in self._table.values())
+            or any(is_async for _, is_async in self.batch_handlers)
+        )
+
+    def dispatch_if_sync(self, batch: list[Event]) -> bool:
+        """Dispatch now if every handler is a plain function; False (nothing done) if not."""
+        if not self._sync_only:
+            return False
+        self.dispatch_sync(batch)
+        return True
 
     def add_batch(self, handler: BatchHandler) -> None:
         check_handler(handler)
         self.batch_handlers.append((handler, is_async_callable(handler)))
+        self._sync_only = self.all_sync()
 
     def remove_batch(self, handler: BatchHandler) -> None:
         """Remove a batch handler; a ValueError if it was not added."""
         for index, (added, _) in enumerate(self.batch_handlers):
             if added == handler:
                 del self.batch_handlers[index]
+                self._sync_only = self.all_sync()
                 return
         raise ValueError(f"{handler!r} is not a batch handler of this client")
 
@@ -109,9 +129,6 @@ class HandlerTable:
     def lookup(self) -> Callable[[str, tuple[Handler, bool]], tuple[Handler, bool]]:
         """The bound ``dict.get`` of the table, for hot loops."""
         return self._table.get
-
-    def has_async(self) -> bool:
-        return self.default[1] or any(is_async for _, is_async in self._table.values())
 
     async def dispatch(self, batch: list[Event]) -> None:
         """Call each event's handler in order, awaiting async ones one at a time."""

@@ -230,6 +230,9 @@ class AsyncStreamClient(AsyncStreamMethods):
         supervisor.add_done_callback(self._on_supervisor_done)
         dispatch = self._handlers.dispatch
         get = self._buffer.get
+        # While this loop waits with nothing queued, the reader may run plain
+        # handlers itself (they block the loop whichever task calls them).
+        self._buffer.direct = self._handlers.dispatch_if_sync
         try:
             while True:
                 item: Item = await get()
@@ -241,6 +244,7 @@ class AsyncStreamClient(AsyncStreamMethods):
                     raise item.error
                 # ConnectionEnded: the supervisor is already reconnecting.
         finally:
+            self._buffer.direct = None
             if not supervisor.done():
                 supervisor.cancel()
                 await asyncio.gather(supervisor, return_exceptions=True)
