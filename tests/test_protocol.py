@@ -126,7 +126,6 @@ def test_topics_for_every_symbol(cluster: StreamCluster, symbols: object, code: 
         ("t.aapl", ["t.aapl"]),
         ("T.AAPL, Q.MSFT ,", ["T.AAPL", "Q.MSFT"]),
         ("T.BRK.B", ["T.BRK.B"]),
-        ("*", ["*"]),
     ],
 )
 @pytest.mark.parametrize("force_uppercase", [True, False])

@@ -741,7 +741,8 @@ def test_auth_failure_is_raised_from_iter_messages() -> None:
             for event in client.iter_messages():
                 seen.append(event)
         assert raised.value.status == "auth_failed"
-        assert [e.get("status") for e in seen] == ["connected"]
+        # The refusal is yielded too, before the error is raised.
+        assert [e.get("status") for e in seen] == ["connected", "auth_failed"]
         assert [type(call[1]) for call in on_error.snapshot()] == [AuthenticationError]
         assert thread_names(CLIENT_THREADS) == []
         assert sim.simulator.connections_accepted == 1

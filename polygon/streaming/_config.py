@@ -52,6 +52,11 @@ def _seconds(name: str, value: object, allow_none: bool = True) -> float | None:
     return float(value)  # type: ignore[arg-type]
 
 
+def seconds_option(name: str, value: object, allow_none: bool = True) -> float | None:
+    """A positive number of seconds (or ``None`` when allowed); else ConfigurationError."""
+    return _seconds(name, value, allow_none)
+
+
 def _size(name: str, value: object, allow_none: bool = True) -> int | None:
     if value is None and allow_none:
         return None

@@ -84,6 +84,11 @@ class EngineStats:
     failed_attempts: int = 0
 
 
+async def _ping_pong(ws: ClientConnection) -> None:
+    pong = await ws.ping()
+    await pong
+
+
 class StreamEngine:
     """One connection at a time to one cluster, and the reconnect loop around it."""
 
@@ -112,6 +117,8 @@ class StreamEngine:
         self._reader: asyncio.Task[None] | None = None
         self._ended: asyncio.Future[BaseException | None] | None = None
         self._session_end: ServerStatusError | None = None
+        # Why this end of the connection gave up on it (a keepalive ping unanswered).
+        self._loss_cause: ConnectionLostError | None = None
         self._connected_at = 0.0
         self._connect_lock = asyncio.Lock()
         self._send_lock = asyncio.Lock()
@@ -154,6 +161,11 @@ class StreamEngine:
                 await self._login(ws)
                 if self.closed:
                     raise StreamClosedError("the stream was closed while connecting")
+            except asyncio.CancelledError:
+                # Cancelled by close_stream(): a polite close could wait close_timeout
+                # (5 s) for a server that is not answering the login either.
+                ws.transport.abort()
+                raise
             except BaseException:
                 await self._discard(ws)
                 raise
@@ -165,8 +177,9 @@ class StreamEngine:
         try:
             return await connect(
                 opts.url,
-                ping_interval=opts.ping_interval,
-                ping_timeout=opts.ping_timeout,
+                # Keepalive is ours (see _keep_alive), not websockets'.
+                ping_interval=None,
+                ping_timeout=None,
                 max_size=opts.max_message_size,
                 max_queue=opts.max_memory_queue,
                 write_limit=opts.write_limit,
@@ -203,6 +216,10 @@ class StreamEngine:
             events = self._decode(frame)
             if events is None:
                 continue
+            # Status frames of the login go to the user's status handler too, the
+            # refusal included: it is put before the error is raised, so the handler
+            # sees auth_failed just as it would mid-session.
+            self.sink.put(events, frame)  # type: ignore[arg-type]
             authenticated = False
             for event in events:
                 if type(event) is not dict or event.get("ev") != "status":
@@ -212,8 +229,6 @@ class StreamEngine:
                     authenticated = True
                 elif status in proto.AUTH_FAILURES:
                     raise AuthenticationError(status, message)
-            # Status frames of the login go to the user's status handler too.
-            self.sink.put(events, frame)  # type: ignore[arg-type]
             if authenticated:
                 return
 
@@ -221,6 +236,7 @@ class StreamEngine:
         loop = asyncio.get_running_loop()
         self._ws = ws
         self._session_end = None
+        self._loss_cause = None
         self._ended = loop.create_future()
         self._connected_at = time.monotonic()
         self.stats.connections += 1
@@ -282,6 +298,12 @@ class StreamEngine:
         sink = self.sink
         decode = self._decode
         backpressure = sink.overflow == "backpressure"
+        keepalive = None
+        if self.options.ping_interval is not None:
+            keepalive = asyncio.get_running_loop().create_task(
+                self._keep_alive(ws, self.options.ping_interval, self.options.ping_timeout),
+                name="polygon-stream-keepalive",
+            )
         try:
             while True:
                 if backpressure and not sink.has_room():
@@ -303,7 +325,36 @@ class StreamEngine:
             logger.exception("the stream reader failed")
             error = exc
         finally:
+            if keepalive is not None:
+                keepalive.cancel()
             self._reader_done(ws, ended, error)
+
+    async def _keep_alive(
+        self, ws: ClientConnection, interval: float, timeout: float | None
+    ) -> None:
+        """Ping every ``interval`` s; abort the socket when a pong is ``timeout`` s late.
+
+        websockets' own keepalive, on a missing pong, sends a close frame and then
+        waits ``close_timeout`` for the silent peer to answer it: the loss was noticed
+        5 s after ``ping_interval + ping_timeout``. Aborting at once keeps that promise.
+        """
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if timeout is None:
+                    await ws.ping()
+                else:
+                    # Sending is inside the timeout too: to a dead peer even the
+                    # ping's write can wait forever for the buffer to drain.
+                    await asyncio.wait_for(_ping_pong(ws), timeout)
+            except ConnectionClosed:
+                return
+            except asyncio.TimeoutError:
+                self._loss_cause = ConnectionLostError(
+                    f"{self.options.url} did not answer a keepalive ping within {timeout:g} s"
+                )
+                ws.transport.abort()
+                return
 
     def _offer_to_taps(self, events: list[Any]) -> None:
         # A tap's failure is its own: it must never end the market-data stream.
@@ -359,8 +410,17 @@ class StreamEngine:
             return self._session_end
         if self.closed:
             return None
+        if self._loss_cause is not None:
+            return self._loss_cause
         received = exc.rcvd
         if received is None:
+            sent = exc.sent
+            if sent is not None:
+                # The client closed it itself, e.g. 1009 for a frame over
+                # max_message_size: that code is the one that says why.
+                return ConnectionLostError(
+                    f"connection to {self.options.url} lost: {exc}", sent.code, sent.reason
+                )
             return ConnectionLostError(f"connection to {self.options.url} lost: {exc}")
         return ConnectionLostError(
             f"{self.options.url} closed the connection: {exc}", received.code, received.reason

@@ -117,6 +117,12 @@ def parse_topics(params: str) -> list[str]:
     return [part for part in (p.strip() for p in params.split(",")) if part]
 
 
+def _looks_like_topic(topic: str) -> bool:
+    """``EV.SYMBOL``: a code, a dot, a symbol, and no whitespace anywhere."""
+    code, dot, symbol = topic.partition(".")
+    return bool(code and dot and symbol) and not any(ch.isspace() for ch in topic)
+
+
 def topics_for(
     event_code: str,
     cluster: StreamCluster,
@@ -136,6 +142,16 @@ def topics_for(
         topics = parse_topics(symbols)
         if not topics:
             raise InvalidSymbolError(f"symbols string {symbols!r} names no topic")
+        for topic in topics:
+            if not _looks_like_topic(topic):
+                # A lone symbol ("AAPL") or symbols split by spaces would be sent
+                # as given and only earn an error status from the server, long
+                # after this call returned: refuse them here, naming the value.
+                raise InvalidSymbolError(
+                    f"symbols string {symbols!r} is sent as given and must list topics "
+                    f"such as 'T.AAPL,Q.MSFT'; {topic!r} is not one. Pass symbols as a "
+                    "list (['AAPL']), or None or 'all' for every symbol"
+                )
         return topics, symbols
     if isinstance(symbols, (list, tuple, set, frozenset)):
         ordered: Iterable[object] = (

@@ -95,6 +95,9 @@ def plan_request(
     force_uppercase: bool,
 ) -> Request:
     """Validate a call; raises before anything is recorded when it is bad."""
+    if not isinstance(force_uppercase, bool):
+        # Any object is truthy or falsy; a string such as "no" would silently mean True.
+        raise TypeError(f"force_uppercase_symbols must be True or False, got {force_uppercase!r}")
     stream = stream_for(name, cluster)
     topics, raw = proto.topics_for(stream.event_code, cluster, symbols, force_uppercase)
     return Request(action, stream, topics, raw)

@@ -77,9 +77,10 @@ class ThreadEventBuffer:
                 self._cond.notify_all()
 
     def discard_connection_markers(self) -> None:
-        with self._cond:
-            if any(isinstance(item, ConnectionEnded) for item in self._items):
-                self._items = deque(i for i in self._items if not isinstance(i, ConnectionEnded))
+        """Keep them: the blocking client only reports losses (``on_error``), and a
+        loss healed before a busy consumer reached its marker is still a loss the
+        user was promised to hear about. (The asyncio buffer discards them, because
+        there a marker makes ``handle_messages()`` raise.)"""
 
     def has_room(self) -> bool:
         return self.stats.backlog < self.max_events

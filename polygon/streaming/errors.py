@@ -52,8 +52,10 @@ class StreamConnectionError(PolygonStreamError, ConnectionError):
 class ConnectionLostError(StreamConnectionError):
     """An established connection ended.
 
-    :ivar code: the WebSocket close code, or ``None`` when the TCP connection
-        dropped without a close frame.
+    :ivar code: the WebSocket close code: the server's, or, when the client
+        closed the connection itself, its own (1009: a frame over
+        ``max_message_size``); ``None`` when the TCP connection dropped without a
+        close frame, or a keepalive ping went unanswered.
     :ivar reason: the close reason sent by the server (may be empty).
     """
 

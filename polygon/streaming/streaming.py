@@ -34,7 +34,12 @@ from polygon.streaming._buffer import (
     OverflowPolicy,
     StreamFailed,
 )
-from polygon.streaming._config import build_config, check_reconnect_options, resolve_api_key
+from polygon.streaming._config import (
+    build_config,
+    check_reconnect_options,
+    resolve_api_key,
+    seconds_option,
+)
 from polygon.streaming._dispatch import (
     BatchHandler,
     HandlerTable,
@@ -165,6 +170,8 @@ class StreamClient(SyncStreamMethods):
             reconnect_on_eviction=reconnect_on_eviction,
         )
         check_reconnect_options(max_reconnection_attempts, reconnection_delay)
+        # Checked here: a bad value would otherwise surface later, in another thread.
+        seconds_option("call_timeout", call_timeout, allow_none=False)
         for name, callback in (
             ("on_message", on_message),
             ("on_close", on_close),
@@ -261,7 +268,13 @@ class StreamClient(SyncStreamMethods):
         :param skip_utf8_validation: accepted for compatibility; websockets
             always validates text frames.
         :raises RuntimeError: :meth:`iter_messages` is consuming the stream.
+        :raises ~polygon.streaming.errors.ConfigurationError: ``ping_interval`` or
+            ``ping_timeout`` is not a positive number or ``None``.
         """
+        # Checked first, even when already started: a bad value must not reach the
+        # loop thread, where it would only fail the connection.
+        ping_interval = seconds_option("ping_interval", ping_interval)
+        ping_timeout = seconds_option("ping_timeout", ping_timeout)
         with self._state_lock:
             self._check_open()
             if self._iterating:
@@ -521,7 +534,8 @@ class StreamClient(SyncStreamMethods):
         :mod:`polygon.streaming.sinks`). Added before the stream starts, it
         starts with it. :meth:`close_stream` flushes and closes it.
 
-        :param sink: a :class:`~polygon.streaming.sinks.Sink`, e.g. ``NatsJetStreamSink``.
+        :param sink: a :class:`~polygon.streaming.sinks.Sink`, e.g.
+            :class:`~polygon.streaming.sinks.nats.NatsJetStreamSink`.
         """
         self._check_open()
         sink.attach(self.cluster)
