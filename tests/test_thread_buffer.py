@@ -18,6 +18,26 @@ def frame(first: int, count: int) -> list[dict[str, object]]:
     return [{"ev": "T", "q": q} for q in range(first, first + count)]
 
 
+def drain(buffer: ThreadEventBuffer) -> list[object]:
+    """Every item, over as many takes as the chunk size needs."""
+    taken: list[object] = []
+    while chunk := buffer.take_all(timeout=0.01):
+        taken.extend(chunk)
+    return taken
+
+
+def test_one_take_hands_over_a_bounded_chunk() -> None:
+    # The consumer's chunk counts against memory too: it is 1/16 of the limit.
+    buffer = ThreadEventBuffer(max_events=160)
+    for start in range(0, 50, 10):
+        buffer.put(frame(start, 10))
+    assert buffer.chunk_events == 10
+    first = buffer.take_all(timeout=1)
+    assert [item[0] for item in first] == [frame(0, 10)]  # type: ignore[index]
+    assert buffer.stats.backlog == 40
+    assert len(drain(buffer)) == 4
+
+
 def test_frames_and_markers_come_out_in_order_with_their_raw_text() -> None:
     buffer = ThreadEventBuffer(max_events=100)
     lost = ConnectionEnded(ConnectionError("gone"))
@@ -37,7 +57,7 @@ def test_drop_oldest_counts_exactly_and_keeps_markers_and_the_newest_frame() -> 
     buffer.put_marker(marker)
     for start in range(10, 60, 10):
         buffer.put(frame(start, 10))
-    taken = buffer.take_all(timeout=1)
+    taken = drain(buffer)
     frames = [item[0] for item in taken if type(item) is tuple]
     assert [e["q"] for f in frames for e in f] == list(range(40, 60))
     assert marker in taken

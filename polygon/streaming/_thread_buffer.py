@@ -28,6 +28,9 @@ from polygon.streaming._buffer import (
     events_in,
 )
 
+# The consumer takes at most 1/CHUNKS_PER_LIMIT of the limit at a time.
+CHUNKS_PER_LIMIT = 16
+
 # A frame as the consumer sees it: its events, and its raw text when kept.
 Frame = tuple[Batch, str]
 
@@ -39,15 +42,26 @@ class ThreadEventBuffer:
         self,
         max_events: int = DEFAULT_MAX_BUFFERED_EVENTS,
         overflow: OverflowPolicy = "drop_oldest",
+        defer_wakeups: bool = False,
     ) -> None:
         check_buffer_options(max_events, overflow)
         self.max_events = max_events
         self.overflow = overflow
         self.stats = BufferStats()
+        # What one take hands the consumer at most: the frames it is working
+        # through count against memory too, so they stay a small share of the limit.
+        self.chunk_events = max(1, max_events // CHUNKS_PER_LIMIT)
         self._items: deque[Any] = deque()
         self._cond = threading.Condition(threading.Lock())
         self._waiting = 0
         self._closed = False
+        # With defer_wakeups (a producer on an event loop), a waiting consumer is
+        # woken once at the end of the loop's current iteration instead of once
+        # per frame: frames read in one burst cost one cross-thread wake-up.
+        self._defer = defer_wakeups
+        self._wake_scheduled = False
+        # Raw frame text costs memory per buffered frame: kept only when wanted.
+        self.keep_raw = True
         self._room: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
 
     @property
@@ -64,11 +78,23 @@ class ThreadEventBuffer:
             stats = self.stats
             stats.received += count
             stats.backlog += count
-            self._items.append((batch, frame))
+            self._items.append((batch, frame if self.keep_raw else ""))
             if stats.backlog > self.max_events and self.overflow == "drop_oldest":
                 self._items = drop_oldest(self._items, stats, self.max_events)
-            if self._waiting:
+            if not self._waiting:
+                return
+            if not self._defer:
                 self._cond.notify()
+                return
+            if self._wake_scheduled:
+                return
+            self._wake_scheduled = True
+        asyncio.get_running_loop().call_soon(self._wake_consumer)
+
+    def _wake_consumer(self) -> None:
+        with self._cond:
+            self._wake_scheduled = False
+            self._cond.notify()
 
     def put_marker(self, marker: ConnectionEnded | StreamFailed) -> None:
         with self._cond:
@@ -110,10 +136,11 @@ class ThreadEventBuffer:
     # -- consumer side ------------------------------------------------------------------
 
     def take_all(self, timeout: float | None = None) -> list[Any]:
-        """Everything buffered, waiting up to ``timeout`` for something (``[]`` then).
+        """What is buffered, up to ``chunk_events`` events, waiting up to ``timeout``.
 
-        Frames come as ``(events, raw)`` pairs; markers as themselves. ``CLOSED``
-        stays in the buffer, so every consumer sees it.
+        Returns ``[]`` after the timeout. Frames come as ``(events, raw)`` pairs;
+        markers as themselves. ``CLOSED`` stays in the buffer, so every consumer
+        sees it.
         """
         with self._cond:
             if not self._items:
@@ -123,15 +150,16 @@ class ThreadEventBuffer:
                 finally:
                     self._waiting -= 1
             items = self._items
-            if not items:
-                return []
-            if items[-1] is CLOSED:
-                taken = list(items)
-                self._items = deque([CLOSED])
-            else:
-                taken = list(items)
-                items.clear()
-            delivered = sum(events_in(item) for item in taken)
+            taken: list[Any] = []
+            delivered = 0
+            limit = self.chunk_events
+            while items and delivered < limit:
+                item = items[0]
+                taken.append(item)
+                if item is CLOSED:
+                    break
+                items.popleft()
+                delivered += events_in(item)
             self.stats.backlog -= delivered
             self.stats.delivered += delivered
         if self._room is not None:

@@ -181,7 +181,6 @@ class StreamClient(SyncStreamMethods):
                 raise TypeError(f"{name} must be callable, got {callback!r}")
         self.cluster = config.cluster
         self.url = config.connection.url
-        self.on_message = on_message
         self.on_close = on_close
         self.on_error = on_error
         self._reconnect = (reconnect, max_reconnection_attempts, reconnection_delay)
@@ -189,7 +188,10 @@ class StreamClient(SyncStreamMethods):
         self._subscriptions = DesiredSubscriptions()
         self._handlers = HandlerTable()
         self._handlers.error_hook = self._handler_error
-        self._buffer = ThreadEventBuffer(config.max_buffered_events, config.overflow)
+        self._buffer = ThreadEventBuffer(
+            config.max_buffered_events, config.overflow, defer_wakeups=True
+        )
+        self.on_message = on_message
         self._engine = StreamEngine(
             config.connection,
             key,
@@ -227,6 +229,16 @@ class StreamClient(SyncStreamMethods):
         self.close_stream()
 
     # -- state ---------------------------------------------------------------------------
+
+    @property
+    def on_message(self) -> OnMessage | None:
+        """The raw-frame callback; settable at any time (frames are kept raw only for it)."""
+        return self._on_message
+
+    @on_message.setter
+    def on_message(self, callback: OnMessage | None) -> None:
+        self._on_message = callback
+        self._buffer.keep_raw = callback is not None
 
     @property
     def is_connected(self) -> bool:
@@ -330,7 +342,7 @@ class StreamClient(SyncStreamMethods):
     def _deliver(self, frame: tuple[list[Event], str]) -> None:
         """Run the callbacks of one frame: ``on_message``, then each event's handler."""
         events, raw = frame
-        on_message = self.on_message
+        on_message = self._on_message
         if on_message is not None:
             try:
                 on_message(self, raw)
