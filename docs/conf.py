@@ -135,11 +135,13 @@ python_use_unqualified_type_names = True
 # point. Each entry is one exact name, so a typo of our own still fails the build.
 
 nitpick_ignore = [
+    ("py:class", "collections.abc.AsyncIterator"),
     ("py:class", "collections.abc.Awaitable"),
     ("py:class", "collections.abc.Callable"),
     ("py:class", "collections.abc.Iterable"),
     ("py:class", "collections.abc.Iterator"),
     ("py:class", "collections.abc.Mapping"),
+    ("py:class", "collections.abc.Sequence"),
     ("py:class", "pathlib.Path"),
     # The TypeVar of is_event() and EventHandler.
     ("py:class", "polygon.streaming.types.E"),

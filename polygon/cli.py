@@ -4,6 +4,9 @@
 - ``polygon-stream simulate``: run the local market simulator.
 - ``polygon-stream demo``: start the simulator in-process and tail it.
 
+``tail`` and ``demo`` also publish every event to brokers given with ``--sink``
+(``redis://host:port/0``, ``nats://host:port``); see the scaling guide.
+
 Errors in the arguments or the environment give one line and exit code 2;
 a stream that stops with an error gives one line and exit code 1.
 """
@@ -27,11 +30,15 @@ from polygon.streaming._channels import STREAMS, Stream, symbol_field
 from polygon.streaming.async_streaming import AsyncStreamClient
 from polygon.streaming.errors import ConfigurationError, PolygonStreamError
 from polygon.streaming.simulator import MarketSimulator
+from polygon.streaming.sinks import BufferedSink
 
 EXIT_USAGE = 2
 EXIT_STREAM_ERROR = 1
 
 _PRICE_FIELDS = ("p", "bp", "c", "val", "fmv", "b")
+
+# ``--sink`` URL schemes and the broker each means.
+SINK_SCHEMES = {"redis": "redis", "rediss": "redis", "nats": "nats", "tls": "nats"}
 
 
 class UsageError(Exception):
@@ -65,6 +72,39 @@ def format_line(cluster: StreamCluster, event: dict[str, Any]) -> str:
     return f"{code:<5} {symbol!s:<24} {price!s:>14} {size!s:>10}"
 
 
+def sink_kind(url: str) -> str:
+    """``"redis"`` or ``"nats"``, from a ``--sink`` URL's scheme; a usage error otherwise."""
+    scheme, sep, rest = url.partition("://")
+    kind = SINK_SCHEMES.get(scheme.lower()) if sep and rest else None
+    if kind is None:
+        raise UsageError(
+            f"--sink {url!r} is not a broker URL: give redis://host:port/db, "
+            "rediss://..., nats://host:port or tls://host:port"
+        )
+    return kind
+
+
+def make_sink(url: str) -> BufferedSink:
+    """The sink for a ``--sink`` URL (its extra missing: a usage error)."""
+    kind = sink_kind(url)
+    try:
+        if kind == "redis":
+            from polygon.streaming.sinks.redis import RedisStreamsSink
+
+            return RedisStreamsSink(url)
+        from polygon.streaming.sinks.nats import NatsJetStreamSink
+
+        return NatsJetStreamSink(url)
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _shown_url(url: str) -> str:
+    """A sink URL for the summary line, without a password."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"
+
+
 class Tail:
     """Prints events from one stream until a duration or count is reached."""
 
@@ -77,6 +117,8 @@ class Tail:
         self.duration = args.duration
         self.seen = 0
         self.started = time.monotonic()
+        self.sink_urls: list[str] = list(getattr(args, "sink", None) or [])
+        self.sinks = [make_sink(url) for url in self.sink_urls]
         self.client = AsyncStreamClient(args.api_key, self.cluster, host=host)
 
     def on_event(self, event: dict[str, Any]) -> None:
@@ -91,6 +133,8 @@ class Tail:
             asyncio.get_running_loop().create_task(self.client.close_stream())
 
     async def run(self) -> None:
+        for sink in self.sinks:
+            await self.client.add_sink(sink)
         subscribe = getattr(self.client, f"subscribe_{self.stream.name}")
         await subscribe(self.symbols, handler_function=self.on_event)
         stopper = None
@@ -108,10 +152,16 @@ class Tail:
     def summary(self) -> str:
         stats = self.client.stats
         elapsed = time.monotonic() - self.started
-        return (
+        line = (
             f"{self.seen} events in {elapsed:.1f} s; "
             f"reconnects {stats.reconnects}, dropped {stats.events_dropped}"
         )
+        for url, sink in zip(self.sink_urls, self.sinks, strict=True):
+            line += (
+                f"; sink {_shown_url(url)}: published {sink.stats.published}, "
+                f"dropped {sink.stats.dropped}"
+            )
+        return line
 
 
 async def _tail(args: argparse.Namespace, host: str) -> None:
@@ -162,6 +212,13 @@ def _tail_arguments(parser: argparse.ArgumentParser, *, demo: bool = False) -> N
     parser.add_argument("--format", choices=("line", "jsonl"), default="line")
     parser.add_argument("--duration", type=float, default=8.0 if demo else None)
     parser.add_argument("--count", type=int)
+    parser.add_argument(
+        "--sink",
+        action="append",
+        metavar="URL",
+        help="also publish every event to a broker: redis://host:port/db or "
+        "nats://host:port (repeatable)",
+    )
     if demo:
         parser.add_argument("--rate", type=float, default=40.0, help="events per second")
     else:
@@ -184,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        for url in getattr(args, "sink", None) or []:
+            make_sink(url)  # before anything starts: a bad URL or missing extra is one line
         if args.command == "simulate":
             asyncio.run(_until_interrupted(_simulate(args)))
         elif args.command == "demo":

@@ -334,7 +334,8 @@ class AsyncStreamClient(AsyncStreamMethods):
         :mod:`polygon.streaming.sinks`). :meth:`close_stream` flushes and
         closes it.
 
-        :param sink: a :class:`~polygon.streaming.sinks.Sink`, e.g. ``RedisStreamsSink``.
+        :param sink: a :class:`~polygon.streaming.sinks.Sink`, e.g.
+            :class:`~polygon.streaming.sinks.redis.RedisStreamsSink`.
 
         Example::
 

@@ -1,0 +1,422 @@
+"""Redis Streams: :class:`RedisStreamsSink` publishes, :class:`RedisStreamsConsumer` reads back.
+
+Needs the ``redis`` extra: ``pip install 'polygon-streaming[redis]'`` (redis-py
+and its hiredis parser).
+
+Each event becomes one entry (``XADD``) of the stream its key template names,
+``polygon:{cluster}:{ev}:{sym}`` by default (``polygon:stocks:T:AAPL``), with
+three fields:
+
+``e``
+    the event as JSON, exactly as the client decoded it (orjson);
+``p``
+    the producer: 16 hex digits chosen at random by each sink;
+``n``
+    the producer's number for the event: 0, 1, 2, ... in the order received.
+
+A batch of events is one pipeline of ``XADD`` commands (no transaction), each
+with ``MAXLEN ~ N`` trimming, so a stream keeps about its last ``N`` entries.
+When a batch fails part way, the sink writes all of it again after
+reconnecting: entries it had already added are then in the stream twice, with
+the same ``p`` and ``n``. :class:`RedisStreamsConsumer` skips those repeats, so
+what it yields is exactly what the client received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import secrets
+import time
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import Any
+
+import orjson
+
+try:
+    import redis.asyncio as aioredis
+    from redis.asyncio.connection import ConnectionPool
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "polygon.streaming.sinks.redis needs the redis extra: "
+        "pip install 'polygon-streaming[redis]'"
+    ) from exc
+
+from polygon.streaming._backoff import Backoff
+from polygon.streaming.sinks._base import BufferedSink, Event
+from polygon.streaming.sinks._topics import TopicCache, check_template
+
+__all__ = ["DEFAULT_KEY_TEMPLATE", "RedisStreamsConsumer", "RedisStreamsSink"]
+
+DEFAULT_KEY_TEMPLATE = "polygon:{cluster}:{ev}:{sym}"
+
+logger = logging.getLogger("polygon.streaming.sinks")
+
+
+def _bulk(data: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+class RedisStreamsSink(BufferedSink):
+    """Publish every event a client receives to Redis Streams.
+
+    .. code-block:: python
+
+        sink = RedisStreamsSink("redis://localhost:6379/0", maxlen=100_000)
+        await client.add_sink(sink)
+
+    :param url: the server, as ``redis://[[user]:password@]host[:port][/db]``,
+        ``rediss://`` for TLS, or ``unix://path``.
+    :param key_template: the stream of an event, from ``{cluster}``, ``{ev}``
+        (the event code) and ``{sym}`` (the symbol): one stream per event code
+        and symbol by default; ``"polygon:{cluster}:{ev}"`` gives one stream per
+        event code.
+    :param maxlen: trim each stream to about this many entries (``MAXLEN ~``);
+        ``None`` never trims.
+    :param approximate: ``False`` trims to exactly ``maxlen`` (``MAXLEN =``),
+        which costs Redis more.
+    :param timeout: seconds allowed to connect, and for the replies to a batch;
+        a broker that does not answer in time is reconnected to and the batch
+        written again.
+    :param max_buffered_events: events that may wait for Redis; beyond this,
+        new events are refused and counted in ``stats.dropped``.
+    :param batch_size: the most events in one pipeline.
+    :param retry_delay: the first delay after a failure, doubled per failure up
+        to a minute.
+    :param include_status: also publish the connection's status events.
+    :param connection_options: passed to redis-py's
+        ``ConnectionPool.from_url`` (for example ``ssl_ca_certs``).
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://localhost:6379/0",
+        *,
+        key_template: str = DEFAULT_KEY_TEMPLATE,
+        maxlen: int | None = 100_000,
+        approximate: bool = True,
+        timeout: float = 5.0,
+        max_buffered_events: int = 100_000,
+        batch_size: int = 500,
+        retry_delay: float = 0.5,
+        include_status: bool = False,
+        **connection_options: Any,
+    ) -> None:
+        super().__init__(
+            max_buffered_events=max_buffered_events,
+            batch_size=batch_size,
+            retry_delay=retry_delay,
+            include_status=include_status,
+        )
+        check_template(key_template, "key_template")
+        if maxlen is not None and maxlen < 1:
+            raise ValueError("maxlen must be positive, or None")
+        self.url = url
+        self.key_template = key_template
+        self.maxlen = maxlen
+        self.approximate = approximate
+        self.timeout = timeout
+        self.producer = secrets.token_hex(8)
+        self._options = connection_options
+        self._pool: ConnectionPool | None = None
+        self._conn: Any = None
+        # The number of the next event to write: the events before it are in Redis.
+        self._sequence = 0
+        self._prefixes: TopicCache[bytes] = TopicCache(self, self._command_prefix)
+        self._suffix = _bulk(b"p") + _bulk(self.producer.encode()) + _bulk(b"n")
+
+    def __repr__(self) -> str:
+        return f"<RedisStreamsSink {self.key_template!r} at {_redacted(self.url)}>"
+
+    def key_for(self, event: Event) -> str:
+        """The stream key ``event`` is added to."""
+        return self.key_template.format(**self.topic_fields(event))
+
+    # -- BufferedSink ---------------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        pool = ConnectionPool.from_url(
+            self.url,
+            socket_timeout=self.timeout,
+            socket_connect_timeout=self.timeout,
+            retry=Retry(NoBackoff(), 0),
+            **self._options,
+        )
+        # One connection of our own: redis-py handles TLS, AUTH, SELECT and the
+        # protocol version; the commands are packed below. (Typed Any: redis-py
+        # leaves some of these methods unannotated, depending on its version.)
+        make_connection: Any = pool.make_connection
+        conn = make_connection()
+        try:
+            await asyncio.wait_for(conn.connect(), self.timeout)
+        except BaseException:
+            await _quietly(pool.disconnect())
+            raise
+        self._pool, self._conn = pool, conn
+
+    async def _write(self, events: list[Event]) -> None:
+        conn = self._conn
+        if conn is None:
+            raise RedisConnectionError("not connected")
+        # The commands are packed here rather than by redis-py's pipeline, which
+        # spends more time encoding them than Redis spends running them.
+        number = self._sequence
+        prefix, suffix, dumps = self._prefixes, self._suffix, orjson.dumps
+        parts = []
+        for event in events:
+            n = b"%d" % number
+            parts.append(
+                prefix(event) + _bulk(dumps(event, default=str)) + suffix + _bulk(n),
+            )
+            number += 1
+        await conn.send_packed_command(b"".join(parts), check_health=False)
+        # One deadline for the batch's replies (a deadline per reply costs more
+        # than reading it); the first error reply is raised.
+        await asyncio.wait_for(_read_replies(conn, len(events)), self.timeout)
+        self._sequence = number
+
+    async def _disconnect(self) -> None:
+        conn, pool = self._conn, self._pool
+        self._conn = self._pool = None
+        if conn is not None:
+            await _quietly(conn.disconnect(nowait=True))
+        if pool is not None:
+            await _quietly(pool.disconnect())
+
+    # -- packing ---------------------------------------------------------------------------
+
+    def _command_prefix(self, fields: dict[str, str]) -> bytes:
+        """``XADD key [MAXLEN ~ n] * e``, packed, for one stream."""
+        key = self.key_template.format(**fields).encode()
+        args = [b"XADD", key]
+        if self.maxlen is not None:
+            args += [b"MAXLEN", b"~" if self.approximate else b"=", b"%d" % self.maxlen]
+        args += [b"*", b"e"]
+        count = len(args) + 5  # the event, then p <producer> n <number>
+        return b"*%d\r\n" % count + b"".join(_bulk(a) for a in args)
+
+
+class RedisStreamsConsumer:
+    """Read back what :class:`RedisStreamsSink` published, as the same event dicts.
+
+    .. code-block:: python
+
+        async with RedisStreamsConsumer("redis://localhost:6379/0",
+                                        pattern="polygon:stocks:T:*") as consumer:
+            async for event in consumer:
+                print(event["sym"], event["p"])
+
+    Each stream is read in order (``XREAD``), so the events of a symbol come in
+    the order the client received them. Streams that appear later (a symbol's
+    first trade) are found by ``SCAN`` every ``discover_interval`` seconds and
+    read from their start. The consumer reconnects by itself and goes on from
+    where it was; :attr:`positions` holds the last entry id read from each
+    stream (save it to resume a later consumer with ``start=positions``).
+
+    :param url: the server, as for :class:`RedisStreamsSink`.
+    :param keys: read exactly these streams; by default the streams whose keys
+        match ``pattern`` are read.
+    :param pattern: a ``SCAN MATCH`` pattern (``polygon:*`` reads every cluster).
+    :param start: where to begin: ``"0"`` from the oldest entry kept, ``"$"``
+        only entries added from now on, an entry id (``"1700000000000-0"``:
+        entries after it), or a mapping of key to entry id.
+    :param count: the most entries asked for per stream per read.
+    :param block: seconds one read waits for new entries.
+    :param discover_interval: seconds between scans for new streams.
+    :param deduplicate: skip entries whose producer and number were already
+        read from the same stream (the repeats a retried batch writes). Off,
+        every entry is yielded: delivery is then at-least-once.
+    :param retry_delay: the first delay before reconnecting, doubled per
+        failure up to a minute.
+    :param timeout: seconds allowed to connect and for each reply, beyond ``block``.
+    :param connection_options: passed to ``redis.asyncio.Redis.from_url``.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://localhost:6379/0",
+        *,
+        keys: Sequence[str] | None = None,
+        pattern: str = "polygon:*",
+        start: str | dict[str, str] = "0",
+        count: int = 1000,
+        block: float = 1.0,
+        discover_interval: float = 1.0,
+        deduplicate: bool = True,
+        retry_delay: float = 0.5,
+        timeout: float = 5.0,
+        **connection_options: Any,
+    ) -> None:
+        if count < 1 or block <= 0:
+            raise ValueError("count and block must be positive")
+        self.url = url
+        self.keys = list(keys) if keys is not None else None
+        self.pattern = pattern
+        self.start = start
+        self.count = count
+        self.block = block
+        self.discover_interval = discover_interval
+        self.deduplicate = deduplicate
+        self.timeout = timeout
+        #: The id of the last entry read from each stream.
+        self.positions: dict[str, str] = {}
+        #: Entries skipped as repeats of entries already read.
+        self.duplicates = 0
+        #: Connections made after the first.
+        self.reconnects = 0
+        self._options = connection_options
+        self._backoff = Backoff(retry_delay)
+        self._client: aioredis.Redis | None = None
+        self._last_number: dict[tuple[str, bytes], int] = {}
+        self._next_scan = 0.0
+        self._started = False
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<RedisStreamsConsumer {len(self.positions)} streams at {_redacted(self.url)}>"
+
+    async def __aenter__(self) -> RedisStreamsConsumer:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._events()
+
+    async def close(self) -> None:
+        """Stop: an ``async for`` over this consumer ends at its next read."""
+        self._closed = True
+        await self._drop_client()
+
+    async def _events(self) -> AsyncIterator[Event]:
+        while not self._closed:
+            try:
+                client = await self._connected()
+                if time.monotonic() >= self._next_scan:
+                    await self._discover(client)
+                if not self.positions:
+                    # Nothing to read yet: wait for a stream to appear.
+                    await asyncio.sleep(min(self.block, self.discover_interval))
+                    continue
+                streams: dict[Any, Any] = dict(self.positions)
+                reply: Any = await client.xread(
+                    streams, count=self.count, block=int(self.block * 1000)
+                )
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                if self._closed:
+                    return
+                delay = self._backoff.next_delay()
+                logger.warning("RedisStreamsConsumer: %s; reconnecting in %.2f s", exc, delay)
+                await self._drop_client()
+                await asyncio.sleep(delay)
+                continue
+            self._backoff.reset()
+            for raw_key, entries in reply or ():
+                key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
+                for entry_id, fields in entries:
+                    self.positions[key] = (
+                        entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+                    )
+                    if self.deduplicate and self._repeated(key, fields):
+                        self.duplicates += 1
+                        continue
+                    data = fields.get(b"e")
+                    if data is None:
+                        continue  # not an entry of a sink
+                    event: Event = orjson.loads(data)
+                    yield event
+
+    def _repeated(self, key: str, fields: dict[bytes, bytes]) -> bool:
+        producer, number = fields.get(b"p"), fields.get(b"n")
+        if producer is None or number is None:
+            return False
+        n = int(number)
+        last = self._last_number.get((key, producer), -1)
+        if n <= last:
+            return True
+        self._last_number[(key, producer)] = n
+        return False
+
+    async def _connected(self) -> aioredis.Redis:
+        if self._client is None:
+            options: dict[str, Any] = {
+                "socket_timeout": self.block + self.timeout,
+                "socket_connect_timeout": self.timeout,
+                "retry": Retry(NoBackoff(), 0),
+                **self._options,
+            }
+            client = aioredis.Redis.from_url(self.url, **options)
+            try:
+                await client.ping()
+            except BaseException:
+                await _quietly(client.aclose())
+                raise
+            if self._started:
+                self.reconnects += 1
+            self._client = client
+        return self._client
+
+    async def _drop_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await _quietly(client.aclose())
+
+    async def _discover(self, client: aioredis.Redis) -> None:
+        """Add the streams not read yet, each from its start position."""
+        self._next_scan = time.monotonic() + self.discover_interval
+        if self.keys is not None:
+            found = list(self.keys)
+        else:
+            found = []
+            async for raw in client.scan_iter(match=self.pattern, count=1000, _type="stream"):
+                found.append(raw.decode() if isinstance(raw, bytes) else str(raw))
+        for key in sorted(set(found) - set(self.positions)):
+            self.positions[key] = await self._start_of(client, key)
+        self._started = True
+
+    async def _start_of(self, client: aioredis.Redis, key: str) -> str:
+        if self._started:
+            return "0-0"  # a stream that appeared while we read: all of it is new
+        start = self.start
+        if isinstance(start, dict):
+            return start.get(key, "0-0")
+        if start == "$":
+            # "$" would mean "after the last entry" anew at every read; fix it now.
+            last = await client.xrevrange(key, count=1)
+            if not last:
+                return "0-0"
+            entry_id = last[0][0]
+            return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        return "0-0" if start == "0" else start
+
+
+async def _read_replies(conn: Any, count: int) -> None:
+    read = conn.read_response
+    for _ in range(count):
+        await read(disable_decoding=True, timeout=math.inf)
+
+
+async def _quietly(closing: Any) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(closing, 2.0)
+
+
+def _redacted(url: str) -> str:
+    """``url`` without its password."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"

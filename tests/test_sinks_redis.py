@@ -1,0 +1,332 @@
+"""RedisStreamsSink and RedisStreamsConsumer against a real redis-server.
+
+simulator -> client -> sink -> redis-server -> consumer, with the server
+stopped, paused and restarted under the sink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+from _brokers import RedisServer, by_stream, collect, running, stock_events, until
+
+from polygon import AsyncStreamClient, StreamClient
+from polygon.streaming.simulator import MarketSimulator, SimulatorThread
+from polygon.streaming.sinks.redis import RedisStreamsConsumer, RedisStreamsSink
+
+pytestmark = pytest.mark.timeout(60)
+
+Event = dict[str, Any]
+SUBSCRIBED = {"T.AAPL", "T.BRK.B", "T.MSFT", "T.SPY"}
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    with running(RedisServer(tmp_path / "redis")) as server:
+        yield server
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[MarketSimulator]:
+    async with MarketSimulator(rate=0) as simulator:
+        yield simulator
+
+
+async def subscribed_client(sim: MarketSimulator, **options: Any) -> AsyncStreamClient:
+    client = AsyncStreamClient("k", "stocks", host=sim.url, **options)
+    await client.subscribe_stock_trades(["AAPL", "BRK.B", "MSFT", "SPY"])
+    await sim.wait_for(lambda: sim.subscriptions("stocks") >= SUBSCRIBED)
+    return client
+
+
+async def publish(
+    sim: MarketSimulator, events: list[Event], per_frame: int = 25, pause: float = 0.0
+) -> None:
+    """Frames of ``per_frame`` events; ``pause`` seconds between them keep a stream flowing."""
+    for start in range(0, len(events), per_frame):
+        await sim.publish("stocks", events[start : start + per_frame])
+        if pause:
+            await asyncio.sleep(pause)
+
+
+async def stream_lengths(url: str, pattern: str = "polygon:*") -> dict[str, int]:
+    client = aioredis.Redis.from_url(url)
+    try:
+        keys = [k.decode() async for k in client.scan_iter(match=pattern, _type="stream")]
+        return {key: int(await client.xlen(key)) for key in keys}
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.anyio
+async def test_async_client_events_come_back_from_redis_exactly(
+    redis_server: RedisServer, sim: MarketSimulator
+) -> None:
+    events = stock_events(400)
+    sink = RedisStreamsSink(redis_server.url, batch_size=64)
+    async with await subscribed_client(sim) as client:
+        await client.add_sink(sink)
+        await publish(sim, events)
+        await until(lambda: sink.stats.published == 400, "the sink to publish everything")
+    assert sink.stats.dropped == sink.stats.failures == 0
+    lengths = await stream_lengths(redis_server.url)
+    assert lengths == {
+        "polygon:stocks:T:AAPL": 100,
+        "polygon:stocks:T:BRK.B": 100,
+        "polygon:stocks:T:MSFT": 100,
+        "polygon:stocks:T:SPY": 100,
+    }
+    async with RedisStreamsConsumer(redis_server.url) as consumer:
+        got = await collect(consumer, 400)
+    assert by_stream(got) == by_stream(events)  # the same dicts, in order per symbol
+    assert sorted(map(orjson.dumps, got)) == sorted(map(orjson.dumps, events))
+
+
+def test_stream_client_events_come_back_from_redis_exactly(redis_server: RedisServer) -> None:
+    events = stock_events(300)
+    sink = RedisStreamsSink(redis_server.url, batch_size=50)
+    with SimulatorThread(rate=0) as sim_thread:
+        sim = sim_thread.simulator
+        with StreamClient("k", "stocks", host=sim_thread.url) as client:
+            client.add_sink(sink)
+            client.subscribe_stock_trades(["AAPL", "BRK.B", "MSFT", "SPY"])
+            client.start_stream_thread()
+            sim_thread.wait_for(lambda: sim.subscriptions("stocks") >= SUBSCRIBED, timeout=10)
+            for start in range(0, 300, 30):
+                sim_thread.call(sim.publish, "stocks", events[start : start + 30])
+            sim_thread.wait_for(lambda: sink.stats.published == 300, timeout=20)
+
+    async def read_back() -> list[Event]:
+        async with RedisStreamsConsumer(redis_server.url, pattern="polygon:stocks:*") as consumer:
+            return await collect(consumer, 300)
+
+    got = asyncio.run(read_back())
+    assert by_stream(got) == by_stream(events)
+
+
+@pytest.mark.anyio
+async def test_one_stream_per_event_code_by_key_template(
+    redis_server: RedisServer, sim: MarketSimulator
+) -> None:
+    events = stock_events(240, codes=("T", "Q"))
+    sink = RedisStreamsSink(redis_server.url, key_template="md:{cluster}:{ev}")
+    async with await subscribed_client(sim) as client:
+        await client.subscribe_stock_quotes(["AAPL", "BRK.B", "MSFT", "SPY"])
+        await sim.wait_for(lambda: "Q.SPY" in sim.subscriptions("stocks"))
+        await client.add_sink(sink)
+        await publish(sim, events)
+        await until(lambda: sink.stats.published == 240, "the sink to publish everything")
+    assert sink.key_for(events[0]) == "md:stocks:T"
+    assert await stream_lengths(redis_server.url, "md:*") == {
+        "md:stocks:T": 120,
+        "md:stocks:Q": 120,
+    }
+    async with RedisStreamsConsumer(redis_server.url, keys=["md:stocks:Q"]) as consumer:
+        quotes = await collect(consumer, 120)
+    assert quotes == [e for e in events if e["ev"] == "Q"]  # one stream: one order
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("approximate", [True, False])
+async def test_streams_are_trimmed_to_maxlen(
+    redis_server: RedisServer, sim: MarketSimulator, approximate: bool
+) -> None:
+    events = stock_events(2000)
+    sink = RedisStreamsSink(redis_server.url, maxlen=100, approximate=approximate)
+    async with await subscribed_client(sim) as client:
+        await client.add_sink(sink)
+        await publish(sim, events, per_frame=100)
+        await until(lambda: sink.stats.published == 2000, "the sink to publish everything")
+    lengths = await stream_lengths(redis_server.url)
+    assert len(lengths) == 4
+    for length in lengths.values():
+        if approximate:  # MAXLEN ~: whole nodes (100 entries each by default) are dropped
+            assert 100 <= length < 300
+        else:
+            assert length == 100
+    # The consumer starts at the oldest entry kept and still gets the newest in order.
+    async with RedisStreamsConsumer(redis_server.url) as consumer:
+        got = await collect(consumer, sum(lengths.values()))
+    for key, kept in by_stream(got).items():
+        assert kept == by_stream(events)[key][-len(kept) :]
+
+
+@pytest.mark.anyio
+async def test_a_broker_restart_mid_stream_loses_nothing(
+    tmp_path: Path, sim: MarketSimulator
+) -> None:
+    """redis-server is killed while events flow and started again on the same port.
+
+    With an append-only file synced on every write, what Redis acknowledged
+    survives the crash; what it had not, the sink still holds and writes again.
+    A consumer reads all along, reconnecting by itself.
+    """
+    events = stock_events(3000)
+    server = RedisServer(tmp_path / "redis", appendonly=True)
+    with running(server):
+        sink = RedisStreamsSink(server.url, batch_size=100, retry_delay=0.05, timeout=2.0)
+        consumer = RedisStreamsConsumer(server.url, block=0.2, retry_delay=0.05)
+        reading = asyncio.ensure_future(collect(consumer, 3000, within=45))
+        async with await subscribed_client(sim) as client:
+            await client.add_sink(sink)
+            feeding = asyncio.ensure_future(publish(sim, events, per_frame=10, pause=0.002))
+            await until(lambda: sink.stats.published >= 500, "the first events in Redis")
+            await asyncio.to_thread(server.stop, signal.SIGKILL)
+            await until(lambda: sink.stats.failures >= 1, "the sink to notice")
+            await until(lambda: sink.stats.offered >= 2000, "events to arrive while it is down")
+            await asyncio.to_thread(server.start)
+            await feeding
+            await until(lambda: sink.stats.published == 3000, "the sink to catch up", within=30)
+            assert client.stats.connections == 1  # the market data never noticed
+        got = await reading
+        await consumer.close()
+    assert sink.stats.dropped == 0
+    assert sink.stats.reconnects >= 1
+    assert consumer.reconnects >= 1
+    assert by_stream(got) == by_stream(events)
+
+
+@pytest.mark.anyio
+async def test_a_hung_broker_never_holds_up_the_client_and_drops_are_exact(
+    redis_server: RedisServer, sim: MarketSimulator
+) -> None:
+    """Redis stops answering (SIGSTOP): the client keeps its connection and its
+    keepalive; the sink keeps what fits in its buffer and counts the rest."""
+    first, second = stock_events(50, seed=1), stock_events(200, seed=2)
+    sink = RedisStreamsSink(
+        redis_server.url, max_buffered_events=64, batch_size=16, timeout=0.3, retry_delay=0.05
+    )
+    client = await subscribed_client(sim, ping_interval=0.1, ping_timeout=0.5)
+    async with client:
+        await client.add_sink(sink)
+        await publish(sim, first)
+        await until(lambda: sink.stats.published == 50, "the first events in Redis")
+        await asyncio.to_thread(redis_server.pause)
+        try:
+            await publish(sim, second, per_frame=20)
+            await until(lambda: sink.stats.offered == 250, "the client to read everything")
+            assert sink.stats.dropped == 200 - 64
+            assert sink.stats.backlog == 64
+            # Long enough for several timed-out writes and a dozen keepalive pings.
+            await until(lambda: sink.stats.failures >= 3, "writes to time out")
+            assert client.stats.connections == 1
+            assert client.stats.reconnects == 0
+        finally:
+            redis_server.resume()
+        await until(lambda: sink.stats.published == 50 + 64, "the buffer to drain")
+        assert client.stats.connections == 1
+    async with RedisStreamsConsumer(redis_server.url) as consumer:
+        got = await collect(consumer, 114)
+    assert by_stream(got) == by_stream(first + second[:64])
+    assert sink.stats.dropped == 136
+
+
+@pytest.mark.anyio
+async def test_the_consumer_skips_what_a_retried_batch_wrote_twice(
+    redis_server: RedisServer,
+) -> None:
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        for n in (0, 1, 2, 1, 2, 3):  # a batch of 0..2 written, then 1..3 again
+            event = orjson.dumps({"ev": "T", "sym": "AAPL", "q": n})
+            await client.xadd("polygon:stocks:T:AAPL", {"e": event, "p": "ab", "n": n})
+        # Another producer's numbers are its own.
+        await client.xadd("polygon:stocks:T:AAPL", {"e": b'{"q":9}', "p": "cd", "n": 0})
+    finally:
+        await client.aclose()
+    async with RedisStreamsConsumer(redis_server.url) as consumer:
+        got = await collect(consumer, 5)
+        assert consumer.duplicates == 2
+    assert [e["q"] for e in got] == [0, 1, 2, 3, 9]
+    async with RedisStreamsConsumer(redis_server.url, deduplicate=False) as consumer:
+        assert len(await collect(consumer, 7)) == 7
+
+
+@pytest.mark.anyio
+async def test_a_consumer_started_at_dollar_reads_only_new_entries(
+    redis_server: RedisServer, sim: MarketSimulator
+) -> None:
+    old, new = stock_events(40, seed=3), stock_events(40, seed=4)
+    sink = RedisStreamsSink(redis_server.url)
+    async with await subscribed_client(sim) as client:
+        await client.add_sink(sink)
+        await publish(sim, old)
+        await until(lambda: sink.stats.published == 40, "the old events in Redis")
+        consumer = RedisStreamsConsumer(redis_server.url, start="$", block=0.2)
+        reading = asyncio.ensure_future(collect(consumer, 40))
+        await until(lambda: len(consumer.positions) == 4, "the consumer to find the streams")
+        await publish(sim, new)
+        got = await reading
+        await consumer.close()
+    assert by_stream(got) == by_stream(new)
+
+
+def test_the_cli_publishes_what_it_prints(redis_server: RedisServer) -> None:
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "polygon.cli", "demo", "stocks", "trades"),
+            *("AAPL", "MSFT", "--rate", "400", "--count", "60", "--format", "jsonl"),
+            *("--sink", redis_server.url),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=40,
+    )
+    assert result.returncode == 0, result.stderr
+    printed = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert len(printed) == 60
+    summary = result.stderr.strip().splitlines()[-1]
+    assert f"sink {redis_server.url}: published " in summary
+    published = int(summary.rsplit("published ", 1)[1].split(",")[0])
+    assert published >= 60
+    assert "dropped 0" in summary.rsplit("sink", 1)[1]
+
+    async def read_back() -> list[Event]:
+        async with RedisStreamsConsumer(redis_server.url) as consumer:
+            return await collect(consumer, published)
+
+    stored = by_stream(asyncio.run(read_back()))
+    for key, events in by_stream(printed).items():
+        assert stored[key][: len(events)] == events  # everything printed, in order
+
+
+@pytest.mark.parametrize("url", ["kafka://localhost:9092", "localhost:6379"])
+def test_a_sink_url_of_an_unknown_scheme_is_a_usage_error(url: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "polygon.cli", "demo", "--count", "1", "--sink", url],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "--sink" in result.stderr and "redis://" in result.stderr
+
+
+def test_the_package_imports_without_the_extras_and_names_them_when_missing() -> None:
+    code = (
+        "import sys; sys.modules['redis'] = None; sys.modules['nats'] = None\n"
+        "import polygon.streaming.sinks\n"
+        "for name in ('redis', 'nats'):\n"
+        "    try:\n"
+        "        __import__('polygon.streaming.sinks.' + name)\n"
+        "    except ImportError as exc:\n"
+        "        print(exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=20, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'polygon-streaming[redis]'" in result.stdout
+    assert "pip install 'polygon-streaming[nats]'" in result.stdout
