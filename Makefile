@@ -37,9 +37,10 @@ brokers:
 pytest: $(STAMP) brokers
 	$(BIN)/pytest -q
 
-# Warnings are errors and every cross-reference must resolve (-n).
+# Warnings are errors and every cross-reference must resolve (-n); -E rebuilds
+# from scratch, so a warning in an unchanged page is never hidden by the cache.
 docs: $(STAMP)
-	$(BIN)/sphinx-build -W --keep-going -n -q -b html docs docs/_build/html
+	$(BIN)/sphinx-build -E -W --keep-going -n -q -b html docs docs/_build/html
 
 test: lint typecheck pytest docs
 

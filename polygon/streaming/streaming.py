@@ -231,12 +231,13 @@ class StreamClient(SyncStreamMethods):
     # -- state ---------------------------------------------------------------------------
 
     @property
-    def on_message(self) -> OnMessage | None:
+    def on_message(self) -> Callable[[StreamClient, str], object] | None:
+        # Spelled out, not OnMessage: Sphinx cannot render an alias in a property's type.
         """The raw-frame callback; settable at any time (frames are kept raw only for it)."""
         return self._on_message
 
     @on_message.setter
-    def on_message(self, callback: OnMessage | None) -> None:
+    def on_message(self, callback: Callable[[StreamClient, str], object] | None) -> None:
         self._on_message = callback
         self._buffer.keep_raw = callback is not None
 
