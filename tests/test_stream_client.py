@@ -920,3 +920,32 @@ def test_a_subscribe_made_on_the_clients_own_loop_thread_is_scheduled(
     assert returned.wait(5)
     sim.wait_for(lambda: "Q.MSFT" in sim.simulator.subscriptions("stocks"), timeout=5)
     client.close_stream()
+
+
+@pytest.mark.timeout(20)
+def test_with_on_message_or_an_iterator_only_explicit_handlers_run(
+    sim: SimulatorThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    # on_message and iterators already show every event: the logging default
+    # handler would only cost time per event.
+    caplog.set_level(logging.INFO, logger="polygon.streaming.messages")
+    frames: list[str] = []
+    quotes: list[Any] = []
+    done = threading.Event()
+
+    def on_message(client: StreamClient, message: str) -> None:
+        frames.append(message)
+        if '"ev":"Q"' in message:
+            done.set()
+
+    with StreamClient(KEY, "stocks", host=sim.url, on_message=on_message) as client:
+        client.subscribe_stock_trades(["AAPL"])  # no handler of its own
+        client.subscribe_stock_quotes(["AAPL"], handler_function=quotes.append)
+        client.start_stream_thread()
+        sim.wait_for(lambda: len(sim.simulator.subscriptions("stocks")) == 2, timeout=5)
+        factory = sim.simulator.factory("stocks")
+        sim.call(sim.simulator.publish, "stocks", [factory.make("T", "AAPL")])
+        sim.call(sim.simulator.publish, "stocks", [factory.make("Q", "AAPL")])
+        assert done.wait(5)
+        wait_until(lambda: len(quotes) == 1, what="the explicit quote handler")
+    assert "T event" not in caplog.text

@@ -151,9 +151,13 @@ class HandlerTable:
             except Exception as exc:
                 self._handler_failed(event, exc)
 
-    def dispatch_sync(self, batch: list[Event]) -> None:
-        """Like :meth:`dispatch` for a caller with no event loop (sync handlers only)."""
-        if self.batch_handlers:
+    def dispatch_sync(self, batch: list[Event], explicit_only: bool = False) -> None:
+        """Like :meth:`dispatch` for a caller with no event loop (sync handlers only).
+
+        ``explicit_only``: the caller already shows every event elsewhere (an
+        iterator, a raw-frame callback), so only handlers set explicitly run.
+        """
+        if self.batch_handlers or explicit_only:
             for handler, _ in self.batch_handlers:
                 self._call_batch(handler, batch)
             if not self._explicit:

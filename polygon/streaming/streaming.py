@@ -120,7 +120,9 @@ class StreamClient(SyncStreamMethods):
         :param host: a :class:`~polygon.enums.StreamHost`, a hostname, or a
             ``ws://``/``wss://`` base URL; the cluster is appended as the path.
         :param on_message: ``on_message(client, message)``, called with every raw
-            text frame as received (status frames included).
+            text frame as received (status frames included). While it is set,
+            events with no handler of their own skip the default (logging)
+            handler: this callback has seen them.
         :param on_close: ``on_close(client, close_code, close_message)``, called once
             when the stream stops for good: closed by :meth:`close_stream` (code
             1000) or stopped by an error (the error's close code, if any).
@@ -333,14 +335,16 @@ class StreamClient(SyncStreamMethods):
                 if self._closing and item is not CLOSED:
                     continue  # closed while these were being taken: drop them
                 if type(item) is tuple:
-                    self._deliver(item)
+                    # An iterator or on_message already shows every event: only
+                    # handlers set explicitly run, not the logging defaults.
+                    self._deliver(item, bool(self._taps) or self._on_message is not None)
                     if self._taps:
                         for tap in tuple(self._taps):
                             tap.put(*item)
                 elif not self._on_marker(item):
                     return
 
-    def _deliver(self, frame: tuple[list[Event], str]) -> None:
+    def _deliver(self, frame: tuple[list[Event], str], explicit_only: bool) -> None:
         """Run the callbacks of one frame: ``on_message``, then each event's handler."""
         events, raw = frame
         on_message = self._on_message
@@ -349,7 +353,7 @@ class StreamClient(SyncStreamMethods):
                 on_message(self, raw)
             except Exception as exc:
                 self._report(exc)
-        self._handlers.dispatch_sync(events)
+        self._handlers.dispatch_sync(events, explicit_only)
 
     def _on_marker(self, item: object) -> bool:
         """Handle a marker; False when the consumer should stop."""
@@ -374,6 +378,9 @@ class StreamClient(SyncStreamMethods):
         and handlers still run: on the dispatcher thread if
         :meth:`start_stream_thread` started it, otherwise on the iterating thread
         just before each frame's events are yielded.
+
+        Events with no handler of their own skip the default (logging) handler
+        while an iterator runs: the iterator shows them.
 
         :param include_status: also yield status events (``ev == "status"``).
         :raises ~polygon.streaming.errors.PolygonStreamError: the error that
@@ -450,7 +457,7 @@ class StreamClient(SyncStreamMethods):
             item = pending.popleft()
             if type(item) is tuple:
                 if direct:
-                    self._deliver(item)
+                    self._deliver(item, explicit_only=True)
                 yield item[0]
             elif type(item) is _Remainder:
                 yield item.events
