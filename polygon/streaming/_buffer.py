@@ -77,11 +77,13 @@ def check_buffer_options(max_buffered_events: int, overflow: str) -> None:
 
 
 def events_in(item: object) -> int:
-    """Events in a buffered frame: a list of events, or a ``(events, raw)`` pair."""
+    """Events in a buffered frame: a list of events, an ``(events, raw)`` pair, or an
+    ``(event count, raw)`` pair for a frame not decoded yet."""
     if type(item) is list:
         return len(item)
     if type(item) is tuple:
-        return len(item[0])
+        first = item[0]
+        return first if type(first) is int else len(first)
     return 0
 
 
@@ -125,6 +127,7 @@ class EventBuffer:
         # handed over right here, saving a task switch per frame. It returns
         # False to decline (an async handler appeared), and the frame is queued.
         self.direct: Callable[[Batch], bool] | None = None
+        self.decode_in_consumer = False
 
     # -- producer side (the reader, on the event loop) -------------------------------
 
@@ -150,6 +153,10 @@ class EventBuffer:
         if stats.backlog > self.max_events and self.overflow == "drop_oldest":
             self._drop_oldest()
         self._wake_consumer()
+
+    def put_raw(self, frame: str) -> None:
+        """Not used: the reader decodes for this buffer (``decode_in_consumer`` is False)."""
+        raise NotImplementedError("EventBuffer takes decoded frames")
 
     def put_marker(self, marker: ConnectionEnded | StreamFailed) -> None:
         if not self._closed:

@@ -49,8 +49,13 @@ class FrameSink(Protocol):
     """Where the reader puts decoded frames (see :mod:`polygon.streaming._buffer`)."""
 
     overflow: OverflowPolicy
+    # True when the consumer decodes plain data frames itself (put_raw): a
+    # consumer on another thread, so the reader's thread does less and events
+    # are created where they are used.
+    decode_in_consumer: bool
 
     def put(self, batch: Batch, frame: str) -> None: ...
+    def put_raw(self, frame: str) -> None: ...
     def put_marker(self, marker: ConnectionEnded) -> None: ...
     def discard_connection_markers(self) -> None: ...
     def has_room(self) -> bool: ...
@@ -302,6 +307,7 @@ class StreamEngine:
         loads = orjson.loads
         recv = ws.recv
         decode = self._decode
+        put_raw = sink.put_raw if sink.decode_in_consumer else None
         backpressure = sink.overflow == "backpressure"
         keepalive = None
         if self.options.ping_interval is not None:
@@ -314,6 +320,16 @@ class StreamEngine:
                 if backpressure and not sink.has_room():
                     await sink.wait_for_room()
                 frame = await recv()
+                if (
+                    put_raw is not None
+                    and not taps
+                    and type(frame) is str
+                    and _STATUS_MARK not in frame
+                ):
+                    # A plain data frame for a consumer that decodes it itself.
+                    stats.frames += 1
+                    put_raw(frame)
+                    continue
                 # The common case inline (a text frame holding a list); anything
                 # else goes through _decode, which counts and logs it.
                 events: Any = None
@@ -382,6 +398,10 @@ class StreamEngine:
 
     def _decode(self, frame: str | bytes) -> list[Any] | None:
         self.stats.frames += 1
+        return self.decode_events(frame)
+
+    def decode_events(self, frame: str | bytes) -> list[Any] | None:
+        """The events of a frame, or None (counted and logged) when it has none."""
         if type(frame) is not str:
             self.stats.bad_frames += 1
             logger.warning("ignored a binary frame of %d bytes", len(frame))

@@ -43,6 +43,7 @@ class ThreadEventBuffer:
         max_events: int = DEFAULT_MAX_BUFFERED_EVENTS,
         overflow: OverflowPolicy = "drop_oldest",
         defer_wakeups: bool = False,
+        decode_in_consumer: bool = False,
     ) -> None:
         check_buffer_options(max_events, overflow)
         self.max_events = max_events
@@ -62,6 +63,8 @@ class ThreadEventBuffer:
         self._wake_scheduled = False
         # Raw frame text costs memory per buffered frame: kept only when wanted.
         self.keep_raw = True
+        # Plain data frames come undecoded (put_raw): the consumer decodes them.
+        self.decode_in_consumer = decode_in_consumer
         self._room: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
 
     @property
@@ -70,15 +73,25 @@ class ThreadEventBuffer:
 
     # -- producer side (the loop thread) ------------------------------------------
 
+    def put_raw(self, frame: str) -> None:
+        """Add a frame the consumer will decode; its events are counted by their codes."""
+        # Every event of the protocol is an object with an "ev" key, and the
+        # four characters "ev" with their quotes cannot occur in a JSON string
+        # value (its quotes would be escaped), so this counts events exactly.
+        self._append((frame.count('"ev"'), frame))
+
     def put(self, batch: Batch, frame: str = "") -> None:
-        count = len(batch)
+        self._append((batch, frame if self.keep_raw else ""))
+
+    def _append(self, item: tuple[Any, str]) -> None:
+        count = events_in(item)
         with self._cond:
             if self._closed:
                 return
             stats = self.stats
             stats.received += count
             stats.backlog += count
-            self._items.append((batch, frame if self.keep_raw else ""))
+            self._items.append(item)
             if stats.backlog > self.max_events and self.overflow == "drop_oldest":
                 self._items = drop_oldest(self._items, stats, self.max_events)
             if not self._waiting:

@@ -191,7 +191,10 @@ class StreamClient(SyncStreamMethods):
         self._handlers = HandlerTable()
         self._handlers.error_hook = self._handler_error
         self._buffer = ThreadEventBuffer(
-            config.max_buffered_events, config.overflow, defer_wakeups=True
+            config.max_buffered_events,
+            config.overflow,
+            defer_wakeups=True,
+            decode_in_consumer=True,
         )
         self.on_message = on_message
         self._engine = StreamEngine(
@@ -335,6 +338,9 @@ class StreamClient(SyncStreamMethods):
                 if self._closing and item is not CLOSED:
                     continue  # closed while these were being taken: drop them
                 if type(item) is tuple:
+                    item = self._decoded(item)
+                    if item is None:
+                        continue
                     # An iterator or on_message already shows every event: only
                     # handlers set explicitly run, not the logging defaults.
                     self._deliver(item, bool(self._taps) or self._on_message is not None)
@@ -343,6 +349,13 @@ class StreamClient(SyncStreamMethods):
                             tap.put(*item)
                 elif not self._on_marker(item):
                     return
+
+    def _decoded(self, item: tuple[Any, str]) -> tuple[list[Event], str] | None:
+        """A frame with its events, decoding it here if the loop thread did not."""
+        if type(item[0]) is not int:
+            return item
+        events = self._engine.decode_events(item[1])
+        return None if events is None else (events, item[1])
 
     def _deliver(self, frame: tuple[list[Event], str], explicit_only: bool) -> None:
         """Run the callbacks of one frame: ``on_message``, then each event's handler."""
@@ -456,6 +469,9 @@ class StreamClient(SyncStreamMethods):
                 continue
             item = pending.popleft()
             if type(item) is tuple:
+                item = self._decoded(item)
+                if item is None:
+                    continue
                 if direct:
                     self._deliver(item, explicit_only=True)
                 yield item[0]
