@@ -3,6 +3,7 @@
 - ``polygon-stream tail CLUSTER STREAM [SYMBOLS...]``: print events as they come.
 - ``polygon-stream simulate``: run the local market simulator.
 - ``polygon-stream demo``: start the simulator in-process and tail it.
+- ``polygon-stream replay FILE``: serve a recording (from ``tail --output``).
 
 ``tail`` and ``demo`` also publish every event to brokers given with ``--sink``
 (``redis://host:port/0``, ``nats://host:port``); see the scaling guide.
@@ -24,12 +25,14 @@ from typing import Any
 
 import orjson
 
+from polygon._cli_table import TableView, require_rich
 from polygon.enums import StreamCluster
 from polygon.streaming import _protocol as proto
 from polygon.streaming._channels import STREAMS, Stream, symbol_field
 from polygon.streaming.async_streaming import AsyncStreamClient
 from polygon.streaming.errors import ConfigurationError, PolygonStreamError
-from polygon.streaming.simulator import MarketSimulator
+from polygon.streaming.recording import Recorder, read_recording
+from polygon.streaming.simulator import MarketSimulator, infer_cluster, replay
 from polygon.streaming.sinks import BufferedSink
 
 EXIT_USAGE = 2
@@ -112,7 +115,7 @@ class Tail:
         self.cluster = proto.normalize_cluster(args.cluster)
         self.stream = resolve_stream(self.cluster, args.stream)
         self.symbols: list[str] | None = args.symbols or None
-        self.format = args.format
+        self.format: str = args.format
         self.count = args.count
         self.duration = args.duration
         self.seen = 0
@@ -120,11 +123,19 @@ class Tail:
         self.sink_urls: list[str] = list(getattr(args, "sink", None) or [])
         self.sinks = [make_sink(url) for url in self.sink_urls]
         self.client = AsyncStreamClient(args.api_key, self.cluster, host=host)
+        self.recorder = Recorder(args.output) if args.output else None
+        self.view = TableView(self.cluster, lambda: self.client.stats) if self.table else None
+
+    @property
+    def table(self) -> bool:
+        return self.format == "table"
 
     def on_event(self, event: dict[str, Any]) -> None:
         if self.count is not None and self.seen >= self.count:
             return  # the rest of the last frame, while the client closes
-        if self.format == "jsonl":
+        if self.view is not None:
+            self.view.on_event(event)
+        elif self.format == "jsonl":
             sys.stdout.write(orjson.dumps(event).decode() + "\n")
         else:
             sys.stdout.write(format_line(self.cluster, event) + "\n")
@@ -133,6 +144,28 @@ class Tail:
             asyncio.get_running_loop().create_task(self.client.close_stream())
 
     async def run(self) -> None:
+        if self.recorder is not None:
+            self.client.add_batch_handler(self.recorder.write_batch)
+        if self.view is None:
+            await self._stream()
+            return
+        from rich.live import Live
+
+        with Live(self.view.render(), refresh_per_second=4) as live:
+            refresher = asyncio.get_running_loop().create_task(self._refresh(live))
+            try:
+                await self._stream()
+            finally:
+                refresher.cancel()
+                live.update(self.view.render())
+
+    async def _refresh(self, live: Any) -> None:
+        assert self.view is not None
+        while True:
+            await asyncio.sleep(0.25)
+            live.update(self.view.render())
+
+    async def _stream(self) -> None:
         for sink in self.sinks:
             await self.client.add_sink(sink)
         subscribe = getattr(self.client, f"subscribe_{self.stream.name}")
@@ -148,6 +181,8 @@ class Tail:
             if stopper is not None:
                 stopper.cancel()
             await self.client.close_stream()
+            if self.recorder is not None:
+                self.recorder.close()
 
     def summary(self) -> str:
         stats = self.client.stats
@@ -156,6 +191,8 @@ class Tail:
             f"{self.seen} events in {elapsed:.1f} s; "
             f"reconnects {stats.reconnects}, dropped {stats.events_dropped}"
         )
+        if self.recorder is not None:
+            line += f"; recorded {self.recorder.count} to {self.recorder.path}"
         for url, sink in zip(self.sink_urls, self.sinks, strict=True):
             line += (
                 f"; sink {_shown_url(url)}: published {sink.stats.published}, "
@@ -184,11 +221,30 @@ async def _until_interrupted(work: Any) -> None:
 
 
 async def _simulate(args: argparse.Namespace) -> None:
-    sim = MarketSimulator(args.bind, args.port, rate=args.rate, batch_size=args.batch_size)
+    sim = MarketSimulator(
+        args.host,
+        args.port,
+        rate=args.rate,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        valid_keys=args.key or None,
+    )
     async with sim:
         sys.stdout.write(f"simulator listening on {sim.url} (clusters: /stocks, /options, ...)\n")
         sys.stdout.flush()
         await asyncio.Event().wait()
+
+
+async def _replay(args: argparse.Namespace) -> None:
+    """Serve a recording to the first client that subscribes, then stop."""
+    events = list(read_recording(args.file))
+    cluster = proto.normalize_cluster(args.cluster) if args.cluster else infer_cluster(events)
+    async with MarketSimulator(args.host, args.port, rate=0) as sim:
+        sys.stdout.write(f"replaying {len(events)} {cluster.value} events on {sim.url}\n")
+        sys.stdout.flush()
+        await sim.wait_for(lambda: bool(sim.subscriptions(cluster)), timeout=args.wait)
+        sent = await replay(sim, cluster, events, speed=args.speed)
+        sys.stderr.write(f"replayed {sent} events\n")
 
 
 async def _demo(args: argparse.Namespace) -> None:
@@ -209,7 +265,13 @@ def _tail_arguments(parser: argparse.ArgumentParser, *, demo: bool = False) -> N
     parser.add_argument(
         "--api-key", help="the API key (default: POLYGON_API_KEY / MASSIVE_API_KEY)"
     )
-    parser.add_argument("--format", choices=("line", "jsonl"), default="line")
+    parser.add_argument(
+        "--format",
+        choices=("line", "jsonl", "table"),
+        default="line",
+        help="line: one line per event; jsonl: JSON lines; table: a live view (needs rich)",
+    )
+    parser.add_argument("--output", metavar="FILE", help="record every event (.gz compresses)")
     parser.add_argument("--duration", type=float, default=8.0 if demo else None)
     parser.add_argument("--count", type=int)
     parser.add_argument(
@@ -226,15 +288,33 @@ def _tail_arguments(parser: argparse.ArgumentParser, *, demo: bool = False) -> N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="polygon-stream", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="polygon-stream",
+        description="Stream, record, replay and simulate Polygon.io / Massive.com market data.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     _tail_arguments(commands.add_parser("tail", help="print events from a stream"))
     _tail_arguments(commands.add_parser("demo", help="tail the local simulator"), demo=True)
     simulate = commands.add_parser("simulate", help="run the local market simulator")
-    simulate.add_argument("--bind", default="127.0.0.1")
+    simulate.add_argument("--host", "--bind", dest="host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=8765)
-    simulate.add_argument("--rate", type=float, default=100.0)
+    simulate.add_argument("--rate", type=float, default=100.0, help="events/s per connection")
     simulate.add_argument("--batch-size", type=int, default=10)
+    simulate.add_argument("--seed", type=int, help="make the generated data repeatable")
+    simulate.add_argument(
+        "--key", action="append", help="accept only this API key (repeatable; default: any)"
+    )
+    replay_ = commands.add_parser("replay", help="serve a recording (from tail --output)")
+    replay_.add_argument("file", help="a JSON-lines recording (.gz allowed)")
+    replay_.add_argument(
+        "--speed", type=float, default=1.0, help="1: the original pace; 10: ten times; 0: at once"
+    )
+    replay_.add_argument("--cluster", help="the recording's cluster (default: inferred)")
+    replay_.add_argument("--host", default="127.0.0.1")
+    replay_.add_argument("--port", type=int, default=8765)
+    replay_.add_argument(
+        "--wait", type=float, default=3600.0, help="seconds to wait for a subscriber"
+    )
     return parser
 
 
@@ -243,14 +323,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for url in getattr(args, "sink", None) or []:
             make_sink(url)  # before anything starts: a bad URL or missing extra is one line
+        if getattr(args, "format", None) == "table":
+            try:
+                require_rich()
+            except ImportError as exc:
+                raise UsageError(str(exc)) from None
         if args.command == "simulate":
             asyncio.run(_until_interrupted(_simulate(args)))
+        elif args.command == "replay":
+            asyncio.run(_until_interrupted(_replay(args)))
         elif args.command == "demo":
             asyncio.run(_demo(args))
         else:
             host = args.host or "socket.polygon.io"
             asyncio.run(_tail(args, host))
     except (UsageError, ConfigurationError) as exc:
+        sys.stderr.write(f"polygon-stream: {exc}\n")
+        return EXIT_USAGE
+    except (OSError, ValueError) as exc:  # an unreadable recording or output file
         sys.stderr.write(f"polygon-stream: {exc}\n")
         return EXIT_USAGE
     except PolygonStreamError as exc:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import orjson
 import pytest
 
 from polygon.cli import UsageError, format_line, main, resolve_stream
 from polygon.enums import StreamCluster
+from polygon.streaming.recording import read_recording
 from polygon.streaming.simulator import SimulatorThread
 
 pytestmark = pytest.mark.timeout(30)
@@ -107,3 +109,93 @@ def test_demo_streams_simulated_trades_for_its_duration() -> None:
     assert len(lines) >= 10
     assert all(line.startswith("T ") for line in lines)
     assert "events in" in result.stderr
+
+
+def test_record_then_replay_gives_back_the_same_events(tmp_path: Path) -> None:
+    recording = tmp_path / "trades.jsonl.gz"
+    with SimulatorThread(rate=300, batch_size=5) as sim:
+        recorded = subprocess.run(
+            [
+                *COMMAND,
+                *("tail", "stocks", "trades", "AAPL", "MSFT", "--host", sim.url),
+                *("--api-key", "k", "--count", "30", "--format", "jsonl"),
+                *("--output", str(recording)),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    assert recorded.returncode == 0, recorded.stderr
+    events = list(read_recording(recording))
+    assert len(events) >= 30
+    assert f"recorded {len(events)}" in recorded.stderr
+
+    replayer = subprocess.Popen(
+        [*COMMAND, "replay", str(recording), "--port", "0", "--speed", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert replayer.stdout is not None
+        first = replayer.stdout.readline()
+        assert f"replaying {len(events)} stocks events on ws://" in first
+        url = first.rsplit(" ", 1)[-1].strip()
+        played = subprocess.run(
+            [
+                *COMMAND,
+                *("tail", "stocks", "trades", "--host", url, "--api-key", "k"),
+                *("--format", "jsonl", "--count", str(len(events))),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        assert played.returncode == 0, played.stderr
+        assert [orjson.loads(line) for line in played.stdout.splitlines()] == events
+        assert replayer.wait(timeout=10) == 0
+    finally:
+        replayer.kill()
+
+
+def test_the_table_format_shows_a_live_view() -> None:
+    with SimulatorThread(rate=200, batch_size=5) as sim:
+        result = subprocess.run(
+            [
+                *COMMAND,
+                *("tail", "crypto", "trades", "--host", sim.url, "--api-key", "k"),
+                *("--format", "table", "--count", "20"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    assert result.returncode == 0, result.stderr
+    assert "crypto: last event per symbol" in result.stdout
+    assert "BTC-USD" in result.stdout
+    assert "reconnects 0" in result.stdout
+
+
+def test_simulate_takes_the_simulator_options() -> None:
+    server = subprocess.Popen(
+        [*COMMAND, "simulate", "--port", "0", "--seed", "3", "--key", "only-this"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert "simulator listening on ws://127.0.0.1:" in line
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_a_bad_recording_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("not json\n")
+    assert main(["replay", str(bad), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.jsonl:1: not JSON" in err
+    assert "Traceback" not in err
