@@ -13,17 +13,18 @@ from polygon.streaming._async_methods import AsyncStreamMethods
 from polygon.streaming._buffer import (
     CLOSED,
     DEFAULT_MAX_BUFFERED_EVENTS,
+    BufferStats,
     ConnectionEnded,
     EventBuffer,
     Item,
     OverflowPolicy,
     StreamFailed,
 )
+from polygon.streaming._client import ClientBase
 from polygon.streaming._config import build_config, check_reconnect_options, resolve_api_key
 from polygon.streaming._dispatch import BatchHandler, Handler, HandlerTable, event_code_of
 from polygon.streaming._engine import StreamEngine
 from polygon.streaming._protocol import Symbols
-from polygon.streaming._stats import StreamStats, collect
 from polygon.streaming._subscriptions import DesiredSubscriptions, Request, commit, plan_request
 from polygon.streaming.errors import PolygonStreamError, StreamClosedError
 from polygon.streaming.sinks import Sink
@@ -31,7 +32,7 @@ from polygon.streaming.sinks import Sink
 logger = logging.getLogger("polygon.streaming.async_streaming")
 
 
-class AsyncStreamClient(AsyncStreamMethods):
+class AsyncStreamClient(ClientBase, AsyncStreamMethods):
     """Streams real-time market data from one cluster, on the caller's event loop.
 
     Subscribe to streams with the ``subscribe_*`` methods, then run
@@ -126,10 +127,6 @@ class AsyncStreamClient(AsyncStreamMethods):
         self._sinks: list[Sink] = []
         self._closed = False
 
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "connected" if self.is_connected else "idle"
-        return f"<AsyncStreamClient {self.cluster.value} {self.url} {state}>"
-
     async def __aenter__(self) -> Self:
         return self
 
@@ -143,23 +140,11 @@ class AsyncStreamClient(AsyncStreamMethods):
 
     # -- state ---------------------------------------------------------------------------
 
-    @property
-    def is_connected(self) -> bool:
-        """True while a connection is authenticated and its subscriptions are live.
+    def _is_closed(self) -> bool:
+        return self._closed
 
-        False from the moment :meth:`close_stream` is called.
-        """
-        return not self._closed and self._engine.is_connected
-
-    @property
-    def subscriptions(self) -> list[str]:
-        """The desired topics (``"T.AAPL"``), in the order they were first asked for."""
-        return self._subscriptions.topics()
-
-    @property
-    def stats(self) -> StreamStats:
-        """A snapshot of the client's counters (see :class:`~polygon.streaming.StreamStats`)."""
-        return collect(self._engine.stats, self._buffer.stats, self._handlers)
+    def _buffer_stats(self) -> BufferStats:
+        return self._buffer.stats
 
     # -- the stream ----------------------------------------------------------------------
 

@@ -29,11 +29,13 @@ from polygon.enums import StreamCluster, StreamHost, StreamServicePrefix
 from polygon.streaming._buffer import (
     CLOSED,
     DEFAULT_MAX_BUFFERED_EVENTS,
+    BufferStats,
     ConnectionEnded,
     Event,
     OverflowPolicy,
     StreamFailed,
 )
+from polygon.streaming._client import ClientBase
 from polygon.streaming._config import (
     build_config,
     check_reconnect_options,
@@ -49,7 +51,6 @@ from polygon.streaming._dispatch import (
 )
 from polygon.streaming._engine import StreamEngine
 from polygon.streaming._protocol import Symbols
-from polygon.streaming._stats import StreamStats, collect
 from polygon.streaming._subscriptions import DesiredSubscriptions, Request, commit, plan_request
 from polygon.streaming._sync_methods import SyncStreamMethods
 from polygon.streaming._thread_buffer import ThreadEventBuffer
@@ -77,7 +78,7 @@ class _Remainder:
     events: list[Event]
 
 
-class StreamClient(SyncStreamMethods):
+class StreamClient(ClientBase, SyncStreamMethods):
     """Streams real-time market data from one cluster, without ``async``.
 
     The connection lives on a background thread; callbacks and handlers run on a
@@ -218,10 +219,6 @@ class StreamClient(SyncStreamMethods):
         # it is reported once.
         self._last_reported: BaseException | None = None
 
-    def __repr__(self) -> str:
-        state = "closed" if self._closing else "connected" if self.is_connected else "idle"
-        return f"<StreamClient {self.cluster.value} {self.url} {state}>"
-
     def __enter__(self) -> Self:
         return self
 
@@ -246,23 +243,11 @@ class StreamClient(SyncStreamMethods):
         self._on_message = callback
         self._buffer.keep_raw = callback is not None
 
-    @property
-    def is_connected(self) -> bool:
-        """True while a connection is authenticated and its subscriptions are live.
+    def _is_closed(self) -> bool:
+        return self._closing
 
-        False from the moment :meth:`close_stream` is called.
-        """
-        return not self._closing and self._engine.is_connected
-
-    @property
-    def subscriptions(self) -> list[str]:
-        """The desired topics (``"T.AAPL"``), in the order they were first asked for."""
-        return self._subscriptions.topics()
-
-    @property
-    def stats(self) -> StreamStats:
-        """A snapshot of the client's counters (see :class:`~polygon.streaming.StreamStats`)."""
-        return collect(self._engine.stats, self._buffer.stats, self._handlers)
+    def _buffer_stats(self) -> BufferStats:
+        return self._buffer.stats
 
     # -- starting ------------------------------------------------------------------------
 
