@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -198,4 +199,24 @@ def test_a_bad_recording_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["replay", str(bad), "--port", "0"]) == 2
     err = capsys.readouterr().err
     assert "bad.jsonl:1: not JSON" in err
+    assert "Traceback" not in err
+
+
+def test_ctrl_c_exits_cleanly_with_a_summary() -> None:
+    with SimulatorThread(rate=100, batch_size=5) as sim:
+        tail = subprocess.Popen(
+            [*COMMAND, "tail", "stocks", "trades", "--host", sim.url, "--api-key", "k"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert tail.stdout is not None
+            assert tail.stdout.readline().startswith("T ")  # streaming has begun
+            tail.send_signal(signal.SIGINT)
+            _, err = tail.communicate(timeout=10)
+        finally:
+            tail.kill()
+    assert tail.returncode == 0
+    assert "events in" in err
     assert "Traceback" not in err
