@@ -18,8 +18,12 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Protocol
+
+from typing_extensions import Self
 
 from polygon.enums import StreamCluster
 from polygon.streaming._backoff import Backoff
@@ -58,6 +62,32 @@ class SinkStats:
     failures: int = 0
     reconnects: int = 0
     backlog: int = 0
+
+
+class EventSource(abc.ABC):
+    """Base of the consumers: ``async for event in source`` inside ``async with source``."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop: an ``async for`` over this source ends at its next read."""
+
+    @abc.abstractmethod
+    def _events(self) -> AsyncIterator[Event]:
+        """The events, in order, until closed."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._events()
 
 
 class BufferedSink(abc.ABC):

@@ -30,7 +30,6 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
-from types import TracebackType
 from typing import Any, Literal
 
 import orjson
@@ -49,7 +48,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from polygon.streaming._backoff import Backoff
-from polygon.streaming.sinks._base import BufferedSink, Event
+from polygon.streaming.sinks._base import BufferedSink, Event, EventSource
 from polygon.streaming.sinks._topics import TopicCache, check_template
 
 __all__ = [
@@ -343,7 +342,7 @@ class _Batch:
         self.done = asyncio.Event()
 
 
-class NatsJetStreamConsumer:
+class NatsJetStreamConsumer(EventSource):
     """Read back what :class:`NatsJetStreamSink` published, as the same event dicts.
 
     .. code-block:: python
@@ -420,20 +419,6 @@ class NatsJetStreamConsumer:
 
     def __repr__(self) -> str:
         return f"<NatsJetStreamConsumer stream {self.stream!r} at sequence {self.sequence}>"
-
-    async def __aenter__(self) -> NatsJetStreamConsumer:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self._events()
 
     async def close(self) -> None:
         """Stop: an ``async for`` over this consumer ends at its next wait."""

@@ -31,7 +31,6 @@ import math
 import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
-from types import TracebackType
 from typing import Any
 
 import orjson
@@ -50,7 +49,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from polygon.streaming._backoff import Backoff
-from polygon.streaming.sinks._base import BufferedSink, Event
+from polygon.streaming.sinks._base import BufferedSink, Event, EventSource
 from polygon.streaming.sinks._topics import TopicCache, check_template
 
 __all__ = ["DEFAULT_KEY_TEMPLATE", "RedisStreamsConsumer", "RedisStreamsSink"]
@@ -203,7 +202,7 @@ class RedisStreamsSink(BufferedSink):
         return b"*%d\r\n" % count + b"".join(_bulk(a) for a in args)
 
 
-class RedisStreamsConsumer:
+class RedisStreamsConsumer(EventSource):
     """Read back what :class:`RedisStreamsSink` published, as the same event dicts.
 
     .. code-block:: python
@@ -281,20 +280,6 @@ class RedisStreamsConsumer:
 
     def __repr__(self) -> str:
         return f"<RedisStreamsConsumer {len(self.positions)} streams at {_redacted(self.url)}>"
-
-    async def __aenter__(self) -> RedisStreamsConsumer:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self._events()
 
     async def close(self) -> None:
         """Stop: an ``async for`` over this consumer ends at its next read."""
