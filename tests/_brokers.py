@@ -26,7 +26,8 @@ from typing import Any, TypeVar
 import anyio
 import pytest
 
-from polygon.streaming.simulator import EventFactory
+from polygon import AsyncStreamClient
+from polygon.streaming.simulator import EventFactory, MarketSimulator
 
 Event = dict[str, Any]
 
@@ -298,3 +299,24 @@ async def until(condition: Callable[[], bool], what: str, within: float = 20.0) 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within} s waiting for {what}")
         await asyncio.sleep(0.005)
+
+
+# The topics the sink tests subscribe to, and helpers to get a client there.
+SUBSCRIBED = {"T.AAPL", "T.BRK.B", "T.MSFT", "T.SPY"}
+
+
+async def subscribed_client(sim: MarketSimulator, **options: Any) -> AsyncStreamClient:
+    client = AsyncStreamClient("k", "stocks", host=sim.url, **options)
+    await client.subscribe_stock_trades(["AAPL", "BRK.B", "MSFT", "SPY"])
+    await sim.wait_for(lambda: sim.subscriptions("stocks") >= SUBSCRIBED)
+    return client
+
+
+async def publish(
+    sim: MarketSimulator, events: list[Event], per_frame: int = 25, pause: float = 0.0
+) -> None:
+    """Frames of ``per_frame`` events; ``pause`` seconds between them keep a stream flowing."""
+    for start in range(0, len(events), per_frame):
+        await sim.publish("stocks", events[start : start + per_frame])
+        if pause:
+            await asyncio.sleep(pause)

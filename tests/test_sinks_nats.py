@@ -9,16 +9,26 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import nats
 import orjson
 import pytest
-from _brokers import NatsServer, by_stream, collect, running, stock_events, until
+from _brokers import (
+    SUBSCRIBED,
+    NatsServer,
+    by_stream,
+    collect,
+    publish,
+    running,
+    stock_events,
+    subscribed_client,
+    until,
+)
 
-from polygon import AsyncStreamClient, StreamClient
+from polygon import StreamClient
 from polygon.streaming.simulator import MarketSimulator, SimulatorThread
 from polygon.streaming.sinks.nats import (
     NatsJetStreamConsumer,
@@ -30,36 +40,12 @@ from polygon.streaming.sinks.nats import (
 pytestmark = pytest.mark.timeout(60)
 
 Event = dict[str, Any]
-SUBSCRIBED = {"T.AAPL", "T.BRK.B", "T.MSFT", "T.SPY"}
 
 
 @pytest.fixture
 def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
     with running(NatsServer(tmp_path / "nats")) as server:
         yield server
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[MarketSimulator]:
-    async with MarketSimulator(rate=0) as simulator:
-        yield simulator
-
-
-async def subscribed_client(sim: MarketSimulator, **options: Any) -> AsyncStreamClient:
-    client = AsyncStreamClient("k", "stocks", host=sim.url, **options)
-    await client.subscribe_stock_trades(["AAPL", "BRK.B", "MSFT", "SPY"])
-    await sim.wait_for(lambda: sim.subscriptions("stocks") >= SUBSCRIBED)
-    return client
-
-
-async def publish(
-    sim: MarketSimulator, events: list[Event], per_frame: int = 25, pause: float = 0.0
-) -> None:
-    """Frames of ``per_frame`` events; ``pause`` seconds between them keep a stream flowing."""
-    for start in range(0, len(events), per_frame):
-        await sim.publish("stocks", events[start : start + per_frame])
-        if pause:
-            await asyncio.sleep(pause)
 
 
 async def stream_state(url: str, stream: str) -> tuple[int, list[str]]:

@@ -11,52 +11,38 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import redis.asyncio as aioredis
-from _brokers import RedisServer, by_stream, collect, running, stock_events, until
+from _brokers import (
+    SUBSCRIBED,
+    RedisServer,
+    by_stream,
+    collect,
+    publish,
+    running,
+    stock_events,
+    subscribed_client,
+    until,
+)
 
-from polygon import AsyncStreamClient, StreamClient
+from polygon import StreamClient
 from polygon.streaming.simulator import MarketSimulator, SimulatorThread
 from polygon.streaming.sinks.redis import RedisStreamsConsumer, RedisStreamsSink
 
 pytestmark = pytest.mark.timeout(60)
 
 Event = dict[str, Any]
-SUBSCRIBED = {"T.AAPL", "T.BRK.B", "T.MSFT", "T.SPY"}
 
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     with running(RedisServer(tmp_path / "redis")) as server:
         yield server
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[MarketSimulator]:
-    async with MarketSimulator(rate=0) as simulator:
-        yield simulator
-
-
-async def subscribed_client(sim: MarketSimulator, **options: Any) -> AsyncStreamClient:
-    client = AsyncStreamClient("k", "stocks", host=sim.url, **options)
-    await client.subscribe_stock_trades(["AAPL", "BRK.B", "MSFT", "SPY"])
-    await sim.wait_for(lambda: sim.subscriptions("stocks") >= SUBSCRIBED)
-    return client
-
-
-async def publish(
-    sim: MarketSimulator, events: list[Event], per_frame: int = 25, pause: float = 0.0
-) -> None:
-    """Frames of ``per_frame`` events; ``pause`` seconds between them keep a stream flowing."""
-    for start in range(0, len(events), per_frame):
-        await sim.publish("stocks", events[start : start + per_frame])
-        if pause:
-            await asyncio.sleep(pause)
 
 
 async def stream_lengths(url: str, pattern: str = "polygon:*") -> dict[str, int]:
