@@ -14,7 +14,8 @@ from polygon.streaming._stats import StreamStats
 if TYPE_CHECKING:
     from rich.table import Table
 
-_PRICE_FIELDS = ("p", "bp", "c", "val", "fmv", "b")
+# The fields that hold a price-like value, by event type, in order of preference.
+PRICE_FIELDS = ("p", "bp", "c", "val", "fmv", "b")
 _SIZE_FIELDS = ("s", "bs", "v")
 MAX_ROWS = 30
 
@@ -29,14 +30,12 @@ def require_rich() -> None:
         ) from None
 
 
-def _first(event: dict[str, Any], fields: tuple[str, ...]) -> Any:
-    for field in fields:
-        if field in event:
-            value = event[field]
-            if isinstance(value, list):  # a book side: the best level
-                return value[0][0] if value and isinstance(value[0], list) else ""
-            return value
-    return ""
+def price_of(event: dict[str, Any]) -> Any:
+    """An event's price-like field; for a level 2 book side, its best level's price."""
+    price = next((event[f] for f in PRICE_FIELDS if f in event), "")
+    if isinstance(price, list):
+        price = price[0][0] if price and isinstance(price[0], list) and price[0] else ""
+    return price
 
 
 @dataclass
@@ -63,7 +62,8 @@ class TableView:
         code = str(event.get("ev", "?"))
         symbol = str(event.get(symbol_field(self.cluster, code), "?"))
         row = self.rows.get(symbol)
-        price, size = _first(event, _PRICE_FIELDS), _first(event, _SIZE_FIELDS)
+        price = price_of(event)
+        size = next((event[f] for f in _SIZE_FIELDS if f in event), "")
         if row is None:
             self.rows[symbol] = _Row(code, price, size, 1)
         else:

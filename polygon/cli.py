@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from polygon._cli_table import TableView, require_rich
+from polygon._cli_table import TableView, price_of, require_rich
 from polygon.enums import StreamCluster
 from polygon.streaming import _protocol as proto
 from polygon.streaming._channels import STREAMS, Stream, symbol_field
@@ -38,7 +38,6 @@ from polygon.streaming.sinks import BufferedSink
 EXIT_USAGE = 2
 EXIT_STREAM_ERROR = 1
 
-_PRICE_FIELDS = ("p", "bp", "c", "val", "fmv", "b")
 
 # ``--sink`` URL schemes and the broker each means.
 SINK_SCHEMES = {"redis": "redis", "rediss": "redis", "nats": "nats", "tls": "nats"}
@@ -68,9 +67,7 @@ def format_line(cluster: StreamCluster, event: dict[str, Any]) -> str:
     if code == "status":
         return f"status  {event.get('status')}: {event.get('message')}"
     symbol = event.get(symbol_field(cluster, code), "")
-    price = next((event[f] for f in _PRICE_FIELDS if f in event), "")
-    if isinstance(price, list):  # a level 2 book side: show the best level
-        price = price[0][0] if price and isinstance(price[0], list) and price[0] else ""
+    price = price_of(event)
     size = event.get("s", event.get("v", ""))
     return f"{code:<5} {symbol!s:<24} {price!s:>14} {size!s:>10}"
 
