@@ -41,7 +41,8 @@ def is_number(value: object) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def _seconds(name: str, value: object, allow_none: bool = True) -> float | None:
+def seconds_option(name: str, value: object, allow_none: bool = True) -> float | None:
+    """A positive number of seconds (or ``None`` when allowed); else ConfigurationError."""
     if value is None and allow_none:
         return None
     if not is_number(value) or value <= 0:  # type: ignore[operator]
@@ -50,11 +51,6 @@ def _seconds(name: str, value: object, allow_none: bool = True) -> float | None:
             f"{name} must be a positive number of seconds{none}, got {value!r}"
         )
     return float(value)  # type: ignore[arg-type]
-
-
-def seconds_option(name: str, value: object, allow_none: bool = True) -> float | None:
-    """A positive number of seconds (or ``None`` when allowed); else ConfigurationError."""
-    return _seconds(name, value, allow_none)
 
 
 def _size(name: str, value: object, allow_none: bool = True) -> int | None:
@@ -100,12 +96,12 @@ def build_config(
     check_buffer_options(max_buffered_events, overflow)
     options = ConnectionOptions(
         url=url,
-        ping_interval=_seconds("ping_interval", ping_interval),
-        ping_timeout=_seconds("ping_timeout", ping_timeout),
+        ping_interval=seconds_option("ping_interval", ping_interval),
+        ping_timeout=seconds_option("ping_timeout", ping_timeout),
         max_message_size=_size("max_message_size", max_message_size),
         max_memory_queue=_size("max_memory_queue", max_memory_queue),
         write_limit=_size("write_limit", write_limit, allow_none=False) or 2**16,
-        open_timeout=_seconds("open_timeout", open_timeout),
+        open_timeout=seconds_option("open_timeout", open_timeout),
     )
     return ClientConfig(
         cluster=resolved,

@@ -126,10 +126,6 @@ class HandlerTable:
     def get(self, code: str) -> Handler:
         return self._table.get(code, self.default)[0]
 
-    def lookup(self) -> Callable[[str, tuple[Handler, bool]], tuple[Handler, bool]]:
-        """The bound ``dict.get`` of the table, for hot loops."""
-        return self._table.get
-
     async def dispatch(self, batch: list[Event]) -> None:
         """Call each event's handler in order, awaiting async ones one at a time."""
         if self.batch_handlers:

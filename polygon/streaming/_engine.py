@@ -107,7 +107,6 @@ class StreamEngine:
         reconnect_on_eviction: bool = False,
     ) -> None:
         self.options = options
-        self._api_key = api_key
         self.subscriptions = subscriptions
         self.sink = sink
         self.reconnect_on_eviction = reconnect_on_eviction
@@ -131,9 +130,7 @@ class StreamEngine:
         # Called with every decoded frame on this loop, beside the buffer (sinks
         # that publish to a broker). They must not block; see _offer_to_taps.
         self.taps: list[Callable[[Batch], None]] = []
-        self._ws_logger = RedactingLogger(
-            logging.getLogger("polygon.streaming.websockets"), api_key
-        )
+        self.set_api_key(api_key)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "connected" if self._live else "disconnected"
@@ -145,6 +142,7 @@ class StreamEngine:
         return self._live
 
     def set_api_key(self, api_key: str) -> None:
+        """Use ``api_key`` from the next login; websockets' log lines are redacted for it."""
         self._api_key = api_key
         self._ws_logger = RedactingLogger(
             logging.getLogger("polygon.streaming.websockets"), api_key

@@ -46,6 +46,7 @@ from polygon.streaming._dispatch import (
     BatchHandler,
     HandlerTable,
     SyncHandler,
+    check_handler,
     event_code_of,
     is_async_callable,
 )
@@ -664,8 +665,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
 
 def check_sync_handler(handler: object) -> None:
     """StreamClient handlers are plain functions: they run on a thread with no loop."""
-    if not callable(handler):
-        raise TypeError(f"handler_function must be callable, got {handler!r}")
+    check_handler(handler)
     if is_async_callable(handler):
         raise TypeError(
             f"handler_function {handler!r} is a coroutine function; StreamClient calls plain "
