@@ -1,0 +1,236 @@
+"""The WebSocket connection: websockets' asyncio client with a short road for data.
+
+websockets reads every frame through a general, generator-based parser, queues
+each message in an assembler and wakes a task for every ``recv()``. For a feed
+of small unfragmented text frames that road costs about as much as decoding
+the JSON in them, and it is why a bare ``recv()`` loop is slower than it needs
+to be (``docs/performance.rst``).
+
+:class:`FastConnection` keeps websockets for all of the protocol but the
+common case. Once the connection is open, plain text frames (FIN set, no
+extension bits, unmasked, within ``max_size``) are cut out of the bytes just
+read and handed to a callback in the same call, as many as the read holds.
+Every other frame (ping, pong, close, binary, fragmented, masked or malformed)
+goes to websockets' own protocol as its exact bytes, at a frame boundary, so
+pongs, the closing handshake and protocol errors (1002, 1009) behave exactly as
+they do without us. Messages websockets assembles that way reach the same
+callback, in order.
+
+websockets parses the handshake response, and not one byte past it: frames
+written right behind the response take the short road too, so websockets'
+parser never holds half a frame when the short road starts.
+
+Before a callback is set (during the login), messages queue here and are read
+with :meth:`FastConnection.next_message`; ``recv()`` is not used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+from websockets.frames import DATA_OPCODES, Frame, Opcode
+from websockets.protocol import Event, State
+
+# A received message: str for a text frame, bytes for a binary one or for text
+# that is not valid UTF-8 (the consumer counts and skips those).
+Message = str | bytes
+MessageHandler = Callable[[Message], None]
+
+# FIN set, RSV bits clear, opcode TEXT: the only first byte the short road takes.
+_FIN_TEXT = 0x80 | Opcode.TEXT.value
+_NO_LIMIT = 2**63
+
+
+def _text_or_bytes(payload: Any) -> Message:
+    try:
+        return str(payload, "utf-8")
+    except UnicodeDecodeError:
+        return bytes(payload)
+
+
+class FastConnection(ClientConnection):
+    """A :class:`~websockets.asyncio.client.ClientConnection` that hands messages
+    to a callback (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_message: MessageHandler | None = None
+        self._inbox: deque[Message] = deque()
+        self._inbox_waiter: asyncio.Future[None] | None = None
+        # Bytes of a frame not complete yet (the short road's own buffer).
+        self._partial = bytearray()
+        # The handshake response read so far, to find where it ends.
+        self._handshake_bytes = bytearray()
+        # Parts of a fragmented message websockets is passing us.
+        self._fragments: list[bytes] | None = None
+        self._fragment_is_text = False
+        # Set for good once websockets must see every byte (a frame over
+        # max_size, a masked frame, a refused handshake, or the connection
+        # leaving OPEN).
+        self._long_road = False
+        # Newer websockets call it max_message_size (a fragment limit beside
+        # it); older ones max_size.
+        protocol = self.protocol
+        limit = getattr(protocol, "max_message_size", getattr(protocol, "max_size", None))
+        self._max_size = _NO_LIMIT if limit is None else limit
+
+    # -- the consumer's side ----------------------------------------------------------
+
+    def deliver_messages(self, handler: MessageHandler) -> None:
+        """Call ``handler`` with every message from now on, queued ones first.
+
+        It is called from ``data_received``: it must not block, and must not raise.
+        """
+        self._on_message = handler
+        while self._inbox:
+            handler(self._inbox.popleft())
+
+    async def next_message(self) -> Message:
+        """The next message (before :meth:`deliver_messages`); raises
+        :class:`~websockets.exceptions.ConnectionClosed` once the connection is
+        closed and nothing is left."""
+        while not self._inbox:
+            if self.protocol.state is State.CLOSED:
+                raise self.protocol.close_exc
+            self._inbox_waiter = self.loop.create_future()
+            try:
+                await self._inbox_waiter
+            finally:
+                self._inbox_waiter = None
+        return self._inbox.popleft()
+
+    def _deliver(self, message: Message) -> None:
+        handler = self._on_message
+        if handler is not None:
+            handler(message)
+            return
+        self._inbox.append(message)
+        self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        waiter = self._inbox_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- asyncio.Protocol ------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._long_road:
+            super().data_received(data)
+            return
+        state = self.protocol.state
+        if state is State.CONNECTING:
+            data = self._after_handshake(data)
+            if not data:
+                return
+            state = self.protocol.state
+        if state is not State.OPEN:
+            self._take_long_road(data)
+            return
+        partial = self._partial
+        buffer: bytes | bytearray = data
+        if partial:
+            partial += data
+            buffer = partial
+        handler = self._on_message or self._deliver
+        size = len(buffer)
+        position = 0
+        rest: bytes | None = None
+        with memoryview(buffer) as view:
+            while size - position >= 2:
+                first = buffer[position]
+                length = buffer[position + 1]
+                if length < 126:
+                    start = position + 2
+                elif length == 126:
+                    if size - position < 4:
+                        break
+                    length = (buffer[position + 2] << 8) | buffer[position + 3]
+                    start = position + 4
+                elif length == 127:
+                    if size - position < 10:
+                        break
+                    length = int.from_bytes(view[position + 2 : position + 10], "big")
+                    start = position + 10
+                else:
+                    rest = bytes(view[position:])  # masked: websockets refuses it (1002)
+                    break
+                if length > self._max_size:
+                    # websockets fails the connection on this header (1009); it
+                    # must see it now, not after we buffered a huge frame.
+                    rest = bytes(view[position:])
+                    break
+                end = start + length
+                if end > size:
+                    break
+                if first == _FIN_TEXT and self._fragments is None:
+                    handler(_text_or_bytes(view[start:end]))
+                else:
+                    # Control, binary or fragmented: websockets' parser is at a
+                    # frame boundary (it has only ever seen whole frames).
+                    super().data_received(bytes(view[position:end]))
+                    if self.protocol.state is not State.OPEN:
+                        rest = bytes(view[end:])
+                        break
+                position = end
+            if rest is None and buffer is data and position < size:
+                partial += view[position:]  # keep the start of the next frame
+        if rest is not None:
+            partial.clear()
+            self._take_long_road(rest)
+        elif buffer is partial:
+            del partial[:position]
+
+    def _after_handshake(self, data: bytes) -> bytes:
+        """Give websockets the handshake response, and no byte past it.
+
+        Frames the server sends right behind its response must reach the short
+        road whole: websockets' parser may keep half a frame to itself.
+        """
+        seen = self._handshake_bytes
+        seen += data
+        end = seen.find(b"\r\n\r\n")
+        if end < 0:
+            super().data_received(data)
+            return b""
+        cut = len(data) - (len(seen) - (end + 4))
+        self._handshake_bytes = bytearray()
+        super().data_received(data[:cut])
+        return data[cut:]
+
+    def _take_long_road(self, data: bytes) -> None:
+        """From now on websockets sees every byte (first what the short road kept)."""
+        self._long_road = True
+        pending = bytes(self._partial) + data
+        self._partial.clear()
+        if pending:
+            super().data_received(pending)
+
+    def process_event(self, event: Event) -> None:
+        if isinstance(event, Frame) and event.opcode in DATA_OPCODES:
+            self._assemble(event)
+            return
+        super().process_event(event)
+
+    def _assemble(self, frame: Frame) -> None:
+        """Data frames websockets parsed itself: whole messages, or their fragments."""
+        if frame.opcode is not Opcode.CONT:
+            self._fragments = []
+            self._fragment_is_text = frame.opcode is Opcode.TEXT
+        fragments = self._fragments
+        if fragments is None:  # websockets refuses a stray continuation itself
+            return
+        fragments.append(bytes(frame.data))
+        if not frame.fin:
+            return
+        self._fragments = None
+        payload = b"".join(fragments)
+        self._deliver(_text_or_bytes(payload) if self._fragment_is_text else payload)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._wake_reader()

@@ -1,0 +1,699 @@
+"""FastConnection against a raw WebSocket server on 127.0.0.1: exact bytes, real sockets.
+
+:class:`~polygon.streaming._connection.FastConnection` cuts plain text frames out
+of the bytes it reads and hands every other frame to websockets' parser as exact
+bytes, at frame boundaries. That split is where it can go wrong: a frame cut
+across reads, a control frame between data frames, a fragmented message, a frame
+websockets must refuse (1002, 1009), the hand-over from the queue read with
+``next_message()`` to the callback of ``deliver_messages()``. A websockets server
+sends only well-formed frames, in writes of its own choosing, so these tests run
+a tiny server that writes exactly the bytes each test chooses, when it chooses,
+and reads and unmasks what the client sends back (pongs, close frames).
+
+The client is FastConnection through :class:`Recorder`, a subclass that only
+notes where each ``data_received`` call ended: a test waits until the client has
+read a write before making the next one (so a split really is a split, and
+everything written has been handled before the test looks), with a deadline
+instead of a sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import itertools
+import random
+import socket
+import struct
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import anyio
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
+from websockets.protocol import State
+
+from polygon.streaming._connection import FastConnection, Message
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(10)]
+
+OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
+OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+# Seconds: the deadline for anything a test waits on.
+WITHIN = 5.0
+
+
+# -- frames -----------------------------------------------------------------------------
+
+
+def frame(
+    opcode: int, payload: bytes, fin: bool = True, rsv1: bool = False, masked: bool = False
+) -> bytes:
+    """A frame as a server would write it (or, with ``masked``, as it must not)."""
+    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+    mask_bit = 0x80 if masked else 0
+    length = len(payload)
+    if length < 126:
+        header = bytes([first, mask_bit | length])
+    elif length < 2**16:
+        header = bytes([first, mask_bit | 126]) + length.to_bytes(2, "big")
+    else:
+        header = bytes([first, mask_bit | 127]) + length.to_bytes(8, "big")
+    if masked:
+        key = b"\x37\xfa\x21\x3d"
+        header += key
+        payload = bytes(byte ^ key[i % 4] for i, byte in enumerate(payload))
+    return header + payload
+
+
+def text(message: str) -> bytes:
+    return frame(OP_TEXT, message.encode())
+
+
+def texts(messages: Sequence[str]) -> bytes:
+    return b"".join(text(message) for message in messages)
+
+
+def header_size(payload_size: int) -> int:
+    return 2 if payload_size < 126 else 4 if payload_size < 2**16 else 10
+
+
+def close_payload(code: int, reason: str = "") -> bytes:
+    return code.to_bytes(2, "big") + reason.encode()
+
+
+def message(index: int, size: int) -> str:
+    """An ASCII str of exactly ``size`` bytes that starts with ``index``."""
+    head = f"<{index}>"
+    return (head + "abcdefghijklmnopqrstuvwxyz" * (size // 26 + 1))[:size]
+
+
+# -- the server -------------------------------------------------------------------------
+
+
+class Peer:
+    """The server's end of one connection, after the handshake."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, written: int
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        # Bytes written on this connection so far, the 101 response included.
+        self.written = written
+
+    async def send(self, data: bytes) -> None:
+        """One write."""
+        self.writer.write(data)
+        self.written += len(data)
+        await self.writer.drain()
+
+    async def read_frame(self) -> tuple[int, bytes]:
+        """The client's next frame, unmasked: (opcode, payload)."""
+        with anyio.fail_after(WITHIN):
+            head = await self.reader.readexactly(2)
+            assert head[0] & 0xF0 == 0x80, f"unexpected first byte {head[0]:#04x}"
+            assert head[1] & 0x80, "a client frame must be masked"
+            length = head[1] & 0x7F
+            if length == 126:
+                length = int.from_bytes(await self.reader.readexactly(2), "big")
+            elif length == 127:
+                length = int.from_bytes(await self.reader.readexactly(8), "big")
+            key = await self.reader.readexactly(4)
+            masked = await self.reader.readexactly(length)
+        return head[0] & 0x0F, bytes(byte ^ key[i % 4] for i, byte in enumerate(masked))
+
+    async def read_close(self) -> tuple[int, str]:
+        """The client's next frame, which must be a close frame: (code, reason)."""
+        opcode, payload = await self.read_frame()
+        assert opcode == OP_CLOSE, f"expected a close frame, got {opcode:#x} {payload!r}"
+        return int.from_bytes(payload[:2], "big"), payload[2:].decode()
+
+    def close(self) -> None:
+        """Close the TCP connection (FIN)."""
+        if not self.writer.is_closing():
+            self.writer.close()
+
+    def reset(self) -> None:
+        """Close the TCP connection with a reset (RST): SO_LINGER 0, then close."""
+        sock = self.writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.writer.transport.abort()
+
+
+class RawServer:
+    """Accepts connections, answers the upgrade, then writes only what a test sends."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.peers: list[Peer] = []
+        self.clients: list[FastConnection] = []
+        self._server: asyncio.Server | None = None
+        self._accepted: asyncio.Queue[Peer] = asyncio.Queue()
+        # Written in the same write as the 101 response (frames right behind it).
+        self.greeting = b""
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handshake, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"ws://127.0.0.1:{port}/"
+
+    async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        key = b""
+        for line in request.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"sec-websocket-key":
+                key = value.strip()
+        accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+        response = (
+            b"HTTP/1.1 101 Switching Protocols\r\n"
+            b"Upgrade: websocket\r\n"
+            b"Connection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+        )
+        writer.write(response + self.greeting)
+        await writer.drain()
+        peer = Peer(reader, writer, len(response) + len(self.greeting))
+        self.peers.append(peer)
+        self._accepted.put_nowait(peer)
+
+    async def open(self, max_size: int | None = 2**20) -> tuple[Recorder, Peer]:
+        """A client connected to this server, and the server's end of it."""
+        ws = await connect(
+            self.url,
+            create_connection=Recorder,
+            compression=None,
+            ping_interval=None,
+            max_size=max_size,
+            open_timeout=WITHIN,
+        )
+        assert isinstance(ws, Recorder)
+        self.clients.append(ws)
+        with anyio.fail_after(WITHIN):
+            peer = await self._accepted.get()
+        return ws, peer
+
+    async def stop(self) -> None:
+        for peer in self.peers:
+            peer.close()
+        with anyio.fail_after(WITHIN):
+            for ws in self.clients:
+                await ws.wait_closed()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+class Recorder(FastConnection):
+    """FastConnection, noting the offset at which each ``data_received`` call ended."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.bytes_read = 0
+        self.read_ends: list[int] = []
+        self._read_more = asyncio.Event()
+
+    def data_received(self, data: bytes) -> None:
+        self.bytes_read += len(data)
+        self.read_ends.append(self.bytes_read)
+        super().data_received(data)
+        self._read_more.set()
+
+    async def read_up_to(self, total: int) -> None:
+        """Wait until ``data_received`` has handled the first ``total`` bytes."""
+        with anyio.fail_after(WITHIN):
+            while self.bytes_read < total:
+                self._read_more.clear()
+                await self._read_more.wait()
+
+
+class Received:
+    """A message handler that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    def __call__(self, message: Message) -> None:
+        self.messages.append(message)
+
+
+async def settle(ws: Recorder, peer: Peer) -> None:
+    """Wait until the client has read, and so handled, everything the server wrote."""
+    await ws.read_up_to(peer.written)
+
+
+async def send_in_pieces(ws: Recorder, peer: Peer, data: bytes, cuts: Sequence[int]) -> None:
+    """Write ``data`` cut at ``cuts``, each piece read by the client before the next."""
+    start = peer.written
+    bounds = [0, *sorted(cuts), len(data)]
+    for low, high in itertools.pairwise(bounds):
+        await peer.send(data[low:high])
+        await settle(ws, peer)
+    # Each cut was the end of a read (a piece may have been read in more than one).
+    assert {start + cut for cut in cuts} <= set(ws.read_ends)
+
+
+async def closed(ws: FastConnection) -> None:
+    with anyio.fail_after(WITHIN):
+        await ws.wait_closed()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[RawServer]:
+    raw = RawServer()
+    await raw.start()
+    try:
+        yield raw
+    finally:
+        await raw.stop()
+
+
+# -- plain text frames ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [10, 1_000, 70_000], ids=["7-bit", "16-bit", "64-bit"])
+async def test_frames_in_one_write_delivered_in_order(server: RawServer, size: int) -> None:
+    ws, peer = await server.open()
+    received = Received()
+    ws.deliver_messages(received)
+    messages = [message(i, size) for i in range(5)]
+
+    await peer.send(texts(messages))
+    await settle(ws, peer)
+
+    assert received.messages == messages
+
+
+async def test_mixed_lengths_in_one_write_delivered_in_order(server: RawServer) -> None:
+    ws, peer = await server.open()
+    received = Received()
+    ws.deliver_messages(received)
+    sizes = [0, 1, 125, 126, 65_535, 65_536, 3, 70_000, 0]
+    messages = [message(i, size) for i, size in enumerate(sizes)] + ["naïve café €"]
+
+    await peer.send(texts(messages))
+    await settle(ws, peer)
+
+    assert received.messages == messages
+
+
+SMALL_STREAM = ["", "a", message(2, 125), "naïve €", message(4, 126), message(5, 300), "z"]
+
+
+async def test_one_byte_per_read_delivered_the_same(server: RawServer) -> None:
+    ws, peer = await server.open()
+    received = Received()
+    ws.deliver_messages(received)
+    data = texts(SMALL_STREAM)
+
+    await send_in_pieces(ws, peer, data, range(1, len(data)))
+
+    assert received.messages == SMALL_STREAM
+
+
+async def test_split_in_two_at_every_position_delivered_the_same(server: RawServer) -> None:
+    ws, peer = await server.open()
+    received = Received()
+    ws.deliver_messages(received)
+    data = texts(SMALL_STREAM)
+
+    for cut in range(1, len(data)):
+        await send_in_pieces(ws, peer, data, [cut])
+
+    assert received.messages == SMALL_STREAM * (len(data) - 1)
+
+
+async def test_split_at_random_positions_delivered_the_same(server: RawServer) -> None:
+    rng = random.Random(20_240_611)
+    sizes = [rng.choice([rng.randrange(126), rng.randrange(126, 3_000)]) for _ in range(300)]
+    sizes[50], sizes[120], sizes[200] = 70_000, 65_536, 65_535
+    messages = [message(i, size) for i, size in enumerate(sizes)]
+    data = texts(messages)
+    cuts = set(rng.sample(range(1, len(data)), 400))
+    offset = 0
+    for size in sizes:
+        # Every cut in and around the header of each longer frame.
+        if size >= 126:
+            cuts.update(range(offset + 1, offset + header_size(size) + 2))
+        offset += header_size(size) + size
+    ws, peer = await server.open()
+    received = Received()
+    ws.deliver_messages(received)
+
+    await send_in_pieces(ws, peer, data, sorted(cuts))
+
+    assert received.messages == messages
+
+
+# -- other frames between them ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("ping", [b"", b"are you there?", bytes(range(125))])
+async def test_ping_between_frames_answered_and_frames_kept_in_order(
+    server: RawServer, ping: bytes
+) -> None:
+    ws, peer = await server.open()
+    received = Received()
+    ws.deliver_messages(received)
+    messages = [message(i, 40) for i in range(4)]
+
+    await peer.send(texts(messages[:2]) + frame(OP_PING, ping) + texts(messages[2:]))
+
+    assert await peer.read_frame() == (OP_PONG, ping)
+    await settle(ws, peer)
+    assert received.messages == messages
+
+
+@pytest.mark.parametrize("one_byte_per_read", [False, True], ids=["one write", "byte by byte"])
+async def test_fragmented_message_joined_in_order(
+    server: RawServer, one_byte_per_read: bool
+) -> None:
+    ws, peer = await server.open()
+    received = Received()
+    ws.deliver_messages(received)
+    # "é" is cut between the first two fragments.
+    data = (
+        text("before")
+        + frame(OP_TEXT, b"caf\xc3", fin=False)
+        + frame(OP_PING, b"mid")
+        + frame(OP_CONT, b"\xa9 au ", fin=False)
+        + frame(OP_CONT, b"lait")
+        + text("after")
+        + frame(OP_TEXT, b"second ", fin=False)
+        + frame(OP_CONT, b"one")
+        + text("last")
+    )
+
+    if one_byte_per_read:
+        await send_in_pieces(ws, peer, data, range(1, len(data)))
+    else:
+        await peer.send(data)
+
+    assert await peer.read_frame() == (OP_PONG, b"mid")
+    await settle(ws, peer)
+    assert received.messages == ["before", "café au lait", "after", "second one", "last"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        frame(OP_BINARY, b"\x00\x01\xff"),
+        frame(OP_BINARY, b"\x00\x01", fin=False) + frame(OP_CONT, b"\xff"),
+    ],
+    ids=["one frame", "fragmented"],
+)
+async def test_binary_message_delivered_as_bytes_in_order(server: RawServer, data: bytes) -> None:
+    ws, peer = await server.open()
+    received = Received()
+    ws.deliver_messages(received)
+
+    await peer.send(text("one") + data + frame(OP_BINARY, b"ascii") + text("two"))
+    await settle(ws, peer)
+
+    assert received.messages == ["one", b"\x00\x01\xff", b"ascii", "two"]
+    assert [type(m) for m in received.messages] == [str, bytes, bytes, str]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        frame(OP_TEXT, b"\xff\xfe"),
+        frame(OP_TEXT, b"\xff", fin=False) + frame(OP_CONT, b"\xfe"),
+    ],
+    ids=["one frame", "fragmented"],
+)
+async def test_invalid_utf8_text_delivered_as_bytes_and_connection_stays_open(
+    server: RawServer, data: bytes
+) -> None:
+    ws, peer = await server.open()
+    received = Received()
+    ws.deliver_messages(received)
+
+    await peer.send(text("before") + data + frame(OP_TEXT, b"caf\xc3") + text("after"))
+    await settle(ws, peer)
+
+    assert received.messages == ["before", b"\xff\xfe", b"caf\xc3", "after"]
+    assert ws.protocol.state is State.OPEN
+    await peer.send(frame(OP_PING, b"still there") + text("later"))
+    assert await peer.read_frame() == (OP_PONG, b"still there")
+    await settle(ws, peer)
+    assert received.messages[-1] == "later"
+
+
+# -- frames websockets must refuse ------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["whole", "header only", "header in pieces"])
+@pytest.mark.parametrize("size", [2_000, 70_000], ids=["16-bit", "64-bit"])
+async def test_frame_over_max_size_fails_with_1009(server: RawServer, size: int, how: str) -> None:
+    ws, peer = await server.open(max_size=1_000)
+    received = Received()
+    ws.deliver_messages(received)
+    before = [message(0, 10), message(1, 1_000)]  # exactly max_size is allowed
+    big = text(message(2, size))
+    header = header_size(size)
+
+    if how == "whole":
+        await peer.send(texts(before) + big + text("after"))
+    elif how == "header only":
+        await peer.send(texts(before) + big[:header])
+    else:
+        await peer.send(texts(before) + big[:2])
+        await settle(ws, peer)
+        await peer.send(big[2:header])
+
+    code, _ = await peer.read_close()
+    assert code == 1009
+    peer.close()
+    await closed(ws)
+    assert received.messages == before
+    exc = ws.protocol.close_exc
+    assert isinstance(exc, ConnectionClosedError)
+    assert exc.sent is not None and exc.sent.code == 1009
+
+
+@pytest.mark.parametrize("max_size", [2**20, None], ids=["max_size 1 MiB", "max_size None"])
+async def test_masked_frame_fails_with_1002(server: RawServer, max_size: int | None) -> None:
+    ws, peer = await server.open(max_size=max_size)
+    received = Received()
+    ws.deliver_messages(received)
+
+    await peer.send(text("before") + frame(OP_TEXT, b"masked", masked=True) + text("after"))
+
+    code, _ = await peer.read_close()
+    assert code == 1002
+    peer.close()
+    await closed(ws)
+    assert received.messages == ["before"]
+
+
+async def test_rsv1_frame_fails_with_1002(server: RawServer) -> None:
+    ws, peer = await server.open()
+    received = Received()
+    ws.deliver_messages(received)
+
+    await peer.send(text("before") + frame(OP_TEXT, b"deflated?", rsv1=True) + text("after"))
+
+    code, _ = await peer.read_close()
+    assert code == 1002
+    peer.close()
+    await closed(ws)
+    assert received.messages == ["before"]
+
+
+async def test_text_frame_inside_fragmented_message_fails_with_1002(server: RawServer) -> None:
+    ws, peer = await server.open()
+    received = Received()
+    ws.deliver_messages(received)
+
+    await peer.send(
+        text("before")
+        + frame(OP_TEXT, b"part one", fin=False)
+        + text("intruder")
+        + frame(OP_CONT, b" part two")
+        + text("after")
+    )
+
+    code, _ = await peer.read_close()
+    assert code == 1002
+    peer.close()
+    await closed(ws)
+    assert received.messages == ["before"]
+
+
+async def test_continuation_without_a_start_fails_with_1002(server: RawServer) -> None:
+    ws, peer = await server.open()
+    received = Received()
+    ws.deliver_messages(received)
+
+    await peer.send(text("before") + frame(OP_CONT, b"stray") + text("after"))
+
+    code, _ = await peer.read_close()
+    assert code == 1002
+    peer.close()
+    await closed(ws)
+    assert received.messages == ["before"]
+
+
+# -- closing ----------------------------------------------------------------------------
+
+
+async def test_close_from_server_answered_after_all_data(server: RawServer) -> None:
+    ws, peer = await server.open()
+    received = Received()
+    ws.deliver_messages(received)
+    messages = [message(i, size) for i, size in enumerate([5, 500, 5])]
+
+    await peer.send(
+        texts(messages) + frame(OP_CLOSE, close_payload(1000, "bye")) + text("after close")
+    )
+
+    assert await peer.read_close() == (1000, "bye")
+    peer.close()
+    await closed(ws)
+    assert received.messages == messages
+    exc = ws.protocol.close_exc
+    assert isinstance(exc, ConnectionClosedOK)
+    assert exc.rcvd is not None
+    assert (exc.rcvd.code, exc.rcvd.reason) == (1000, "bye")
+
+
+@pytest.mark.parametrize("how", ["eof", "reset"])
+@pytest.mark.parametrize("cut", ["in header", "in payload"])
+async def test_connection_lost_mid_frame_delivers_complete_frames_only(
+    server: RawServer, cut: str, how: str
+) -> None:
+    ws, peer = await server.open()
+    received = Received()
+    ws.deliver_messages(received)
+    messages = [message(0, 10), message(1, 300)]
+    partial = text(message(2, 300))
+    partial = partial[:3] if cut == "in header" else partial[:100]
+
+    await peer.send(texts(messages) + partial)
+    await settle(ws, peer)
+    if how == "eof":
+        peer.close()
+    else:
+        peer.reset()
+
+    await closed(ws)
+    assert received.messages == messages
+    exc = ws.protocol.close_exc
+    assert isinstance(exc, ConnectionClosedError)
+    assert exc.rcvd is None
+
+
+# -- before deliver_messages() ----------------------------------------------------------
+
+
+async def test_queued_messages_read_then_flushed_first(server: RawServer) -> None:
+    ws, peer = await server.open()
+    messages = [message(i, 30) for i in range(7)]
+
+    await peer.send(
+        text(messages[0])
+        + frame(OP_TEXT, b"<1>", fin=False)
+        + frame(OP_CONT, messages[1][3:].encode())
+        + texts(messages[2:5])
+    )
+
+    assert await ws.next_message() == messages[0]
+    assert await ws.next_message() == messages[1]
+    await settle(ws, peer)
+    received = Received()
+    ws.deliver_messages(received)
+    assert received.messages == messages[2:5]  # flushed within the call
+    await peer.send(texts(messages[5:]))
+    await settle(ws, peer)
+    assert received.messages == messages[2:]
+
+
+async def test_next_message_waits_for_a_message(server: RawServer) -> None:
+    ws, peer = await server.open()
+    waiting = asyncio.ensure_future(ws.next_message())
+    await asyncio.sleep(0)  # one loop turn: the task starts and blocks
+    assert not waiting.done()
+
+    await peer.send(text("hello"))
+
+    with anyio.fail_after(WITHIN):
+        assert await waiting == "hello"
+
+
+async def test_next_message_returns_what_is_left_then_raises_once_closed(
+    server: RawServer,
+) -> None:
+    ws, peer = await server.open()
+
+    await peer.send(texts(["one", "two"]) + frame(OP_CLOSE, close_payload(1000)))
+    assert await peer.read_close() == (1000, "")
+    peer.close()
+    await closed(ws)
+
+    assert await ws.next_message() == "one"
+    assert await ws.next_message() == "two"
+    with anyio.fail_after(WITHIN), pytest.raises(ConnectionClosedOK):
+        await ws.next_message()
+
+
+@pytest.mark.parametrize("how", ["close frame", "eof"])
+async def test_waiting_next_message_raises_when_connection_closes(
+    server: RawServer, how: str
+) -> None:
+    ws, peer = await server.open()
+    await peer.send(text("one"))
+    assert await ws.next_message() == "one"
+    waiting = asyncio.ensure_future(ws.next_message())
+    await asyncio.sleep(0)  # one loop turn: the task starts and blocks
+    assert not waiting.done()
+
+    if how == "close frame":
+        await peer.send(frame(OP_CLOSE, close_payload(1000)))
+        assert await peer.read_close() == (1000, "")
+    peer.close()
+
+    with anyio.fail_after(WITHIN), pytest.raises(ConnectionClosed) as raised:
+        await waiting
+    expected = ConnectionClosedOK if how == "close frame" else ConnectionClosedError
+    assert type(raised.value) is expected
+
+
+async def test_frame_split_across_deliver_messages_delivered_whole(server: RawServer) -> None:
+    """The start of a frame read before ``deliver_messages()``, its end after."""
+    ws, peer = await server.open()
+    first, second, third = message(0, 20), message(1, 300), message(2, 20)
+    data = texts([first, second, third])
+    cut = len(text(first)) + 50  # inside the payload of ``second``
+
+    await peer.send(data[:cut])
+    assert await ws.next_message() == first
+    await settle(ws, peer)  # the start of ``second`` has been read
+    received = Received()
+    ws.deliver_messages(received)
+    await peer.send(data[cut:])
+    await settle(ws, peer)
+
+    assert received.messages == [second, third]
+
+
+async def test_frames_in_the_same_write_as_the_handshake_response_are_delivered_whole(
+    server: RawServer,
+) -> None:
+    # websockets parses the response; a frame cut right behind it must not be
+    # left half in its parser and half on the short road.
+    first, second, third = "x" * 10, "y" * 300, "z" * 20
+    cut = frame(OP_TEXT, second.encode())
+    server.greeting = frame(OP_TEXT, first.encode()) + cut[:7]
+    ws, peer = await server.open()
+    with anyio.fail_after(WITHIN):
+        assert await ws.next_message() == first
+    received: list[Message] = []
+    ws.deliver_messages(received.append)
+    await peer.send(cut[7:] + frame(OP_TEXT, third.encode()))
+    await ws.read_up_to(peer.written)
+    assert received == [second, third]
