@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import orjson
 import pytest
 
 from polygon.streaming._buffer import CLOSED, ConnectionEnded, StreamFailed
-from polygon.streaming._thread_buffer import ThreadEventBuffer
+from polygon.streaming._thread_buffer import MIN_EVENT_CHARS, UNCOUNTED, ThreadEventBuffer
 from polygon.streaming._thread_loop import LoopThread
 
 pytestmark = pytest.mark.timeout(10)
@@ -63,6 +64,65 @@ def test_drop_oldest_counts_exactly_and_keeps_markers_and_the_newest_frame() -> 
     assert marker in taken
     stats = buffer.stats
     assert (stats.received, stats.dropped, stats.delivered, stats.backlog) == (60, 40, 20, 0)
+
+
+def raw(first: int, count: int) -> str:
+    return orjson.dumps(frame(first, count)).decode()
+
+
+def counts(buffer: ThreadEventBuffer) -> tuple[int, int, int, int]:
+    s = buffer.stats
+    return (s.received, s.delivered, s.dropped, s.backlog)
+
+
+def test_raw_frames_are_left_to_the_consumer_to_count_and_the_stats_stay_exact() -> None:
+    buffer = ThreadEventBuffer(max_events=1000)
+    buffer.put_raw(raw(0, 3))
+    buffer.put_raw(raw(3, 2))
+    assert counts(buffer) == (5, 0, 0, 5)
+    taken = buffer.take_all(timeout=1)
+    assert [item[0] for item in taken] == [UNCOUNTED, UNCOUNTED]  # type: ignore[index]
+    # Taken, not yet decoded: delivered already, as for counted frames.
+    assert counts(buffer) == (5, 5, 0, 0)
+    buffer.settle(taken[1][1], 2)  # type: ignore[index]
+    assert counts(buffer) == (5, 5, 0, 0)
+    buffer.settle(taken[0][1], 3)  # type: ignore[index]
+    assert counts(buffer) == (5, 5, 0, 0)
+
+
+def test_raw_frames_that_could_pass_the_limit_are_counted_and_dropped_exactly() -> None:
+    buffer = ThreadEventBuffer(max_events=25)
+    texts = [raw(q, 10) for q in range(0, 60, 10)]
+    # The first frame cannot pass the limit even if packed with minimal events;
+    # the second could, so from then on frames are counted.
+    assert len(texts[0]) // MIN_EVENT_CHARS <= 25 < len(texts[0] + texts[1]) // MIN_EVENT_CHARS
+    for text in texts:
+        buffer.put_raw(text)
+    taken = drain(buffer)
+    assert all(item[0] == 10 for item in taken)  # type: ignore[index]
+    events = [e for item in taken for e in orjson.loads(item[1])]  # type: ignore[index]
+    assert [e["q"] for e in events] == list(range(40, 60))
+    assert counts(buffer) == (60, 20, 40, 0)
+
+
+def test_a_take_of_raw_frames_is_bounded_by_their_largest_possible_count() -> None:
+    buffer = ThreadEventBuffer(max_events=16 * 100)
+    texts = [raw(q, 10) for q in range(0, 200, 10)]
+    for text in texts:
+        buffer.put_raw(text)
+    first = buffer.take_all(timeout=1)
+    bound = len(texts[0]) // MIN_EVENT_CHARS
+    assert len(first) == -(-buffer.chunk_events // bound)
+    rest = drain(buffer)
+    assert [item[1] for item in first + rest] == texts  # type: ignore[index]
+    assert counts(buffer) == (200, 200, 0, 0)
+
+
+def test_close_counts_the_raw_frames_it_discards() -> None:
+    buffer = ThreadEventBuffer()
+    buffer.put_raw(raw(0, 4))
+    buffer.close()
+    assert counts(buffer) == (4, 0, 0, 0)
 
 
 def test_take_all_waits_for_a_frame_from_another_thread() -> None:

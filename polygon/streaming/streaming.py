@@ -54,7 +54,7 @@ from polygon.streaming._engine import StreamEngine
 from polygon.streaming._protocol import Symbols
 from polygon.streaming._subscriptions import DesiredSubscriptions, Request, commit, plan_request
 from polygon.streaming._sync_methods import SyncStreamMethods
-from polygon.streaming._thread_buffer import ThreadEventBuffer
+from polygon.streaming._thread_buffer import UNCOUNTED, ThreadEventBuffer
 from polygon.streaming._thread_loop import LoopThread
 from polygon.streaming.errors import (
     ConnectionLostError,
@@ -338,9 +338,13 @@ class StreamClient(ClientBase, SyncStreamMethods):
 
     def _decoded(self, item: tuple[Any, str]) -> tuple[list[Event], str] | None:
         """A frame with its events, decoding it here if the loop thread did not."""
-        if type(item[0]) is not int:
+        count = item[0]
+        if type(count) is not int:
             return item
         events = self._engine.decode_events(item[1])
+        if count == UNCOUNTED:
+            # Settled before any handler runs: a handler may read the stats.
+            self._buffer.settle(item[1], 0 if events is None else len(events))
         return None if events is None else (events, item[1])
 
     def _deliver(self, frame: tuple[list[Event], str], explicit_only: bool) -> None:
