@@ -45,6 +45,31 @@ _FIN_TEXT = 0x80 | Opcode.TEXT.value
 _NO_LIMIT = 2**63
 
 
+def _missing(frame: bytearray, max_size: int) -> tuple[int, bool]:
+    """Bytes missing from the start of a frame: (how many, whether they complete
+    it). Only the header is known to be missing while it is incomplete; a masked
+    or oversized header is complete as it is (the long road takes it)."""
+    size = len(frame)
+    if size < 2:
+        return 2 - size, False
+    length = frame[1]
+    if length < 126:
+        header = 2
+    elif length == 126:
+        header = 4
+    elif length == 127:
+        header = 10
+    else:
+        return 0, True
+    if size < header:
+        return header - size, False
+    if header > 2:
+        length = int.from_bytes(frame[2:header], "big")
+    if length > max_size:
+        return 0, True
+    return header + length - size, True
+
+
 def _text_or_bytes(payload: Any) -> Message:
     try:
         return str(payload, "utf-8")
@@ -132,13 +157,40 @@ class FastConnection(ClientConnection):
             self._take_long_road(data)
             return
         partial = self._partial
-        buffer: bytes | bytearray = data
+        offset = 0
         if partial:
-            partial += data
-            buffer = partial
+            # Complete the frame begun in the last read with just the bytes it
+            # lacks, rather than copying the whole read behind it.
+            offset = self._complete_partial(data)
+            if offset < 0:
+                return
+            if not self._cut(partial, 0):
+                super().data_received(data[offset:])
+                return
+        self._cut(data, offset)
+
+    def _complete_partial(self, data: bytes) -> int:
+        """Move into ``_partial`` the bytes of ``data`` that complete its frame (or
+        the header the long road must see); how many, or -1 if all did not."""
+        partial = self._partial
+        taken = 0
+        with memoryview(data) as view:
+            while True:
+                missing, whole = _missing(partial, self._max_size)
+                if taken + missing > len(data):
+                    partial += view[taken:]
+                    return -1
+                partial += view[taken : taken + missing]
+                taken += missing
+                if whole:
+                    return taken
+
+    def _cut(self, buffer: bytes | bytearray, position: int) -> bool:
+        """Hand over the whole frames in ``buffer`` from ``position``, keep the
+        start of an incomplete one; False once the long road is taken."""
         handler = self._on_message or self._deliver
+        partial = self._partial
         size = len(buffer)
-        position = 0
         rest: bytes | None = None
         with memoryview(buffer) as view:
             while size - position >= 2:
@@ -177,13 +229,15 @@ class FastConnection(ClientConnection):
                         rest = bytes(view[end:])
                         break
                 position = end
-            if rest is None and buffer is data and position < size:
+            if rest is None and buffer is not partial and position < size:
                 partial += view[position:]  # keep the start of the next frame
         if rest is not None:
             partial.clear()
             self._take_long_road(rest)
-        elif buffer is partial:
+            return False
+        if buffer is partial:
             del partial[:position]
+        return True
 
     def _after_handshake(self, data: bytes) -> bytes:
         """Give websockets the handshake response, and no byte past it.
