@@ -574,6 +574,46 @@ def test_set_non_callable_raises_type_error(bad: object) -> None:
     assert table.get("T") is default_message_handler
 
 
+def test_dispatch_sync_sends_codes_without_a_handler_to_the_default() -> None:
+    table = HandlerTable()
+    catch_all, known = Recorder(), Recorder()
+    table.default = (catch_all, False)
+    table.set("T", known)
+    # ZZZ is in no specification: it takes the slow path, and still arrives.
+    table.dispatch_sync([*frame("ZZZ", 1), *frame("T", 2), *frame("LV", 3)])
+    assert catch_all.events == [*frame("ZZZ", 1), *frame("LV", 3)]
+    assert known.events == frame("T", 2)
+    assert (table.errors, table.bad_events) == (0, 0)
+
+
+def test_dispatch_sync_reports_a_key_error_from_a_handler_as_its_failure() -> None:
+    table = HandlerTable()
+    catch_all = Recorder()
+    table.default = (catch_all, False)
+    seen: list[Event] = []
+
+    def handler(event: Event) -> None:
+        seen.append(event)
+        event["missing"]  # raises KeyError inside the handler
+
+    table.set("T", handler)
+    table.dispatch_sync(frame("T", 1, 2))
+    assert seen == frame("T", 1, 2)
+    assert catch_all.events == []  # not taken for a code with no handler
+    assert (table.errors, table.bad_events) == (2, 0)
+
+
+def test_dispatch_sync_explicit_only_skips_codes_without_a_handler_of_their_own() -> None:
+    table = HandlerTable()
+    catch_all, known = Recorder(), Recorder()
+    table.default = (catch_all, False)
+    table.set("T", known)
+    table.dispatch_sync([*frame("Q", 1), *frame("T", 2), *frame("ZZZ", 3)], explicit_only=True)
+    assert known.events == frame("T", 2)
+    assert catch_all.events == []
+    assert (table.errors, table.bad_events) == (0, 0)
+
+
 def test_set_replaces_handler() -> None:
     table = HandlerTable()
     first, second = Recorder(), Recorder()

@@ -4,6 +4,12 @@ One handler per event code (``ev``). Whether a handler is a coroutine function
 is decided once, when it is set, so the per-event path is one dictionary
 lookup and one call. A handler that raises is logged with its traceback and
 counted; the other handlers and later events go on.
+
+For plain-function handlers the table is also kept as code -> function, with
+every code of the protocol in it (the default handler, or a no-op, where no
+handler was set): the per-event path is then ``calls[event["ev"]](event)``,
+and a code missing from it (one the specification does not list, or an event
+with no ``ev``) is sorted out only when that lookup raises.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from polygon.enums import StreamServicePrefix
+from polygon.enums import StreamCluster, StreamServicePrefix
+from polygon.streaming._channels import event_codes
 
 Event = dict[str, Any]
 SyncHandler = Callable[[Event], object]
@@ -58,6 +65,16 @@ def event_code_of(prefix: StreamServicePrefix | str) -> str:
     )
 
 
+def _skip(event: Event) -> None:
+    """No handler here: a batch handler or an iterator has shown the event."""
+
+
+# Every event code of the protocol, status included.
+_KNOWN_CODES = tuple(
+    dict.fromkeys(code for cluster in StreamCluster for code in (*event_codes(cluster), STATUS))
+)
+
+
 def check_handler(handler: object) -> None:
     if not callable(handler):
         raise TypeError(f"handler_function must be callable, got {handler!r}")
@@ -74,7 +91,7 @@ class HandlerTable:
     def __init__(self) -> None:
         self._table: dict[str, tuple[Handler, bool]] = {}
         self._explicit: dict[str, tuple[Handler, bool]] = {}
-        self.default: tuple[Handler, bool] = (default_message_handler, False)
+        self._default: tuple[Handler, bool] = (default_message_handler, False)
         self._table[STATUS] = (default_status_handler, False)
         self.batch_handlers: list[tuple[BatchHandler, bool]] = []
         # all_sync(), kept current by every change: read once per frame.
@@ -86,6 +103,21 @@ class HandlerTable:
         self.stopped = False
         # Called with (exception, event) instead of logging, e.g. a client's on_error.
         self.error_hook: Callable[[Exception, Event], None] | None = None
+        # Code -> plain function, for dispatch_sync (see the module docstring).
+        self._calls: dict[str, SyncHandler] = {}
+        self._explicit_calls: dict[str, SyncHandler] = {}
+        self._build_calls()
+
+    @property
+    def default(self) -> tuple[Handler, bool]:
+        """``(handler, is_async)`` for codes with no handler of their own."""
+        return self._default
+
+    @default.setter
+    def default(self, entry: tuple[Handler, bool]) -> None:
+        self._default = entry
+        self._sync_only = self.all_sync()
+        self._build_calls()
 
     def set(self, code: str, handler: Handler) -> None:
         check_handler(handler)
@@ -93,6 +125,18 @@ class HandlerTable:
         self._table[code] = entry
         self._explicit[code] = entry
         self._sync_only = self.all_sync()
+        self._build_calls()
+
+    def _build_calls(self) -> None:
+        # Async handlers have entries too; dispatch_sync is only used when all
+        # handlers are plain functions (or by a caller that runs no coroutines).
+        default = self.default[0]
+        calls: dict[str, Any] = dict.fromkeys(_KNOWN_CODES, default)
+        calls.update((code, handler) for code, (handler, _) in self._table.items())
+        explicit: dict[str, Any] = dict.fromkeys(_KNOWN_CODES, _skip)
+        explicit.update((code, handler) for code, (handler, _) in self._explicit.items())
+        self._calls = calls
+        self._explicit_calls = explicit
 
     def all_sync(self) -> bool:
         """True when no handler (per-event, default or batch) is a coroutine function."""
@@ -153,23 +197,41 @@ class HandlerTable:
         ``explicit_only``: the caller already shows every event elsewhere (an
         iterator, a raw-frame callback), so only handlers set explicitly run.
         """
+        fallback: SyncHandler | None
         if self.batch_handlers or explicit_only:
             for handler, _ in self.batch_handlers:
                 self._call_batch(handler, batch)
             if not self._explicit:
                 return
-            lookup, default = self._explicit.get, _SKIP
+            calls, fallback = self._explicit_calls, None
         else:
-            lookup, default = self._table.get, self.default
+            calls, fallback = self._calls, self.default[0]
         for event in batch:
             if self.stopped:
                 return
             try:
-                entry = lookup(event["ev"], default)
-                if entry is not _SKIP:
-                    entry[0](event)
+                calls[event["ev"]](event)
             except Exception as exc:
-                self._handler_failed(event, exc)
+                self._unrouted_or_failed(event, exc, calls, fallback)
+
+    def _unrouted_or_failed(
+        self,
+        event: Event,
+        exc: Exception,
+        calls: dict[str, SyncHandler],
+        fallback: SyncHandler | None,
+    ) -> None:
+        """dispatch_sync's slow path: a code with no entry, a bad event, or a
+        handler that raised (even a KeyError: its code has an entry)."""
+        code = event.get("ev") if isinstance(event, dict) else None
+        if type(code) is str and code not in calls:
+            if fallback is not None:
+                try:
+                    fallback(event)
+                except Exception as failure:
+                    self._handler_failed(event, failure)
+            return
+        self._handler_failed(event, exc)
 
     async def _dispatch_batch(self, batch: list[Event]) -> None:
         for handler, is_async in self.batch_handlers:
