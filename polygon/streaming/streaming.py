@@ -394,15 +394,18 @@ class StreamClient(ClientBase, SyncStreamMethods):
         """
         with self._consuming() as (frames, pending):
             for events in frames:
-                for index, event in enumerate(events):
-                    if not include_status and event.get("ev") == "status":
-                        continue
-                    try:
-                        yield event
-                    except GeneratorExit:
-                        if index + 1 < len(events):
-                            pending.appendleft(_Remainder(events[index + 1 :]))
-                        raise
+                if not include_status:
+                    events = [e for e in events if e.get("ev") != "status"]
+                rest = iter(events)
+                try:
+                    # yield from: the iterator is resumed in C, not once per event
+                    # through a loop of ours.
+                    yield from rest
+                except GeneratorExit:
+                    remainder = list(rest)  # what the caller did not get
+                    if remainder:
+                        pending.appendleft(_Remainder(remainder))
+                    raise
 
     def iter_batches(self, include_status: bool = True) -> Iterator[list[Event]]:
         """Yield the events of each frame as one list, starting the stream if needed.
