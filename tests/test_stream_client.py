@@ -595,6 +595,9 @@ def test_close_stream_ends_iter_messages_beside_the_callback_thread(
         got: list[int] = []
 
         def publish_then_close() -> None:
+            # The iterator sees events from when it starts: once it is a tap of
+            # the dispatcher (private state: there is no public sign of it).
+            wait_until(lambda: bool(client._taps), what="the iterator to start")
             publish(sim, [trade(sim, "AAPL", 1)])
             trades.wait_count(1)
             wait_until(lambda: got == [1], what="the iterator to get q=1")
