@@ -528,11 +528,20 @@ class BadFrame:
     # Events of the payload the trade handler gets (their q), if any.
     delivered: tuple[int, ...] = ()
     logged: str | None = None
+    # Send bytes as a text frame (not UTF-8, which the server would never send).
+    text: bool | None = None
 
 
 BAD_FRAMES = [
     BadFrame("undecodable_text", "this is not json", "decode_errors", logged="undecodable"),
     BadFrame("binary_frame", b"\x00\x01\x02binary", "bad_frames", logged="binary"),
+    BadFrame(
+        "text_that_is_not_utf8",
+        b'[{"ev":"T","sym":"\xff\xfe","q":5}]',
+        "bad_frames",
+        logged="not UTF-8",
+        text=True,
+    ),
     BadFrame("json_string", '"a string, not a list"', "bad_frames", logged="not a list"),
     BadFrame("json_number", "42", "bad_frames", logged="not a list"),
     BadFrame(
@@ -587,7 +596,7 @@ async def test_bad_input_from_the_server_is_counted_and_skipped(
     await until(lambda: adapter.qs() == list(range(10)))
     before = adapter.stats
     caplog.clear()
-    assert await sim.send_raw(bad.payload) == 1
+    assert await sim.send_raw(bad.payload, text=bad.text) == 1
     await publish_trades(sim, 20, 10)
     expected = [*range(10), *bad.delivered, *range(20, 30)]
     await until(lambda: len(adapter.qs()) >= len(expected), what=f"q {expected[-1]}")

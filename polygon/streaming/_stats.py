@@ -20,7 +20,8 @@ class StreamStats:
     :ivar events_dropped: events dropped because the consumer fell behind.
     :ivar backlog: events received and not yet delivered.
     :ivar decode_errors: frames that were not valid JSON.
-    :ivar bad_frames: binary frames and frames that were not a list of events.
+    :ivar bad_frames: binary frames, text frames that were not UTF-8, and
+        frames that were not a list of events.
     :ivar bad_events: events that were not objects with an ``ev`` code.
     :ivar handler_errors: exceptions raised by handlers.
     :ivar server_errors: ``error`` statuses from the server.

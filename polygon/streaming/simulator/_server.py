@@ -502,9 +502,17 @@ class MarketSimulator:
         )
         return len(sessions)
 
-    async def send_raw(self, data: str | bytes, cluster: StreamCluster | str | None = None) -> int:
-        """Send ``data`` as it is: a ``str`` as a text frame, ``bytes`` as a binary frame."""
-        results = await asyncio.gather(*(_send(s.connection, data) for s in self._targets(cluster)))
+    async def send_raw(
+        self,
+        data: str | bytes,
+        cluster: StreamCluster | str | None = None,
+        *,
+        text: bool | None = None,
+    ) -> int:
+        """Send ``data`` as it is: a ``str`` as a text frame, ``bytes`` as a binary
+        frame, or as a text frame with ``text=True`` (unchecked: invalid UTF-8 too)."""
+        targets = self._targets(cluster)
+        results = await asyncio.gather(*(_send(s.connection, data, text) for s in targets))
         return sum(results)
 
     async def send_status(
@@ -565,9 +573,9 @@ def _partial_frame() -> bytes:
     return header + payload[: len(payload) // 2]
 
 
-async def _send(connection: ServerConnection, data: str | bytes) -> bool:
+async def _send(connection: ServerConnection, data: str | bytes, text: bool | None = None) -> bool:
     try:
-        await connection.send(data)
+        await connection.send(data, text=text)
     except ConnectionClosed:
         return False
     return True
