@@ -26,7 +26,7 @@ import itertools
 import random
 import socket
 import struct
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import anyio
@@ -181,7 +181,9 @@ class RawServer:
         self.peers.append(peer)
         self._accepted.put_nowait(peer)
 
-    async def open(self, max_size: int | None = 2**20) -> tuple[Recorder, Peer]:
+    async def open(
+        self, max_size: int | None = 2**20, max_queue: int | None = 16
+    ) -> tuple[Recorder, Peer]:
         """A client connected to this server, and the server's end of it."""
         ws = await connect(
             self.url,
@@ -189,6 +191,7 @@ class RawServer:
             compression=None,
             ping_interval=None,
             max_size=max_size,
+            max_queue=max_queue,
             open_timeout=WITHIN,
         )
         assert isinstance(ws, Recorder)
@@ -222,6 +225,13 @@ class Recorder(FastConnection):
         self.read_ends.append(self.bytes_read)
         super().data_received(data)
         self._read_more.set()
+
+    async def read_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate`` holds, checking after each ``data_received``."""
+        with anyio.fail_after(WITHIN):
+            while not predicate():
+                self._read_more.clear()
+                await self._read_more.wait()
 
     async def read_up_to(self, total: int) -> None:
         """Wait until ``data_received`` has handled the first ``total`` bytes."""
@@ -697,3 +707,24 @@ async def test_frames_in_the_same_write_as_the_handshake_response_are_delivered_
     await peer.send(cut[7:] + frame(OP_TEXT, third.encode()))
     await ws.read_up_to(peer.written)
     assert received == [second, third]
+
+
+async def test_the_queue_before_deliver_messages_is_bounded_by_max_queue(
+    server: RawServer,
+) -> None:
+    # Before the callback takes over (the login), a server writing on and on
+    # must not fill memory: reading pauses at max_queue messages.
+    ws, peer = await server.open(max_queue=8)
+    messages = [f"m{i}" for i in range(40)]
+    await peer.send(texts(messages))
+    await ws.read_until(lambda: not ws.transport.is_reading())
+    assert await ws.next_message() == messages[0]
+    assert not ws.transport.is_reading()  # above the low-water mark (8 // 4)
+    received = [await ws.next_message() for _ in range(len(ws._inbox) - 2)]
+    assert ws.transport.is_reading()  # at the low-water mark: reading again
+    assert received == messages[1 : 1 + len(received)]
+    after: list[Message] = []
+    ws.deliver_messages(after.append)
+    assert ws.transport.is_reading()
+    await ws.read_up_to(peer.written)
+    assert [messages[0], *received, *after] == messages

@@ -21,7 +21,9 @@ written right behind the response take the short road too, so websockets'
 parser never holds half a frame when the short road starts.
 
 Before a callback is set (during the login), messages queue here and are read
-with :meth:`FastConnection.next_message`; ``recv()`` is not used.
+with :meth:`FastConnection.next_message`; ``recv()`` is not used. websockets'
+``max_queue`` bounds that queue as it bounds its own: reading pauses when it is
+full.
 """
 
 from __future__ import annotations
@@ -102,6 +104,14 @@ class FastConnection(ClientConnection):
         protocol = self.protocol
         limit = getattr(protocol, "max_message_size", getattr(protocol, "max_size", None))
         self._max_size = _NO_LIMIT if limit is None else limit
+        # Before a callback is set, websockets' max_queue bounds the inbox: reading
+        # pauses at the high-water mark and resumes at the low one (or once a
+        # callback takes over).
+        high: int | None = getattr(self, "max_queue_high", None)
+        low: int | None = getattr(self, "max_queue_low", None)
+        self._inbox_high = high
+        self._inbox_low = (high // 4 if high is not None else 0) if low is None else low
+        self._inbox_paused = False
 
     # -- the consumer's side ----------------------------------------------------------
 
@@ -111,6 +121,8 @@ class FastConnection(ClientConnection):
         It is called from ``data_received``: it must not block, and must not raise.
         """
         self._on_message = handler
+        # Resumed first: the handler may pause reading itself (backpressure).
+        self._resume_inbox()
         while self._inbox:
             handler(self._inbox.popleft())
 
@@ -126,15 +138,28 @@ class FastConnection(ClientConnection):
                 await self._inbox_waiter
             finally:
                 self._inbox_waiter = None
-        return self._inbox.popleft()
+        message = self._inbox.popleft()
+        if len(self._inbox) <= self._inbox_low:
+            self._resume_inbox()
+        return message
 
     def _deliver(self, message: Message) -> None:
         handler = self._on_message
         if handler is not None:
             handler(message)
             return
-        self._inbox.append(message)
+        inbox = self._inbox
+        inbox.append(message)
         self._wake_reader()
+        high = self._inbox_high
+        if high is not None and len(inbox) >= high and not self._inbox_paused:
+            self._inbox_paused = True
+            self.transport.pause_reading()
+
+    def _resume_inbox(self) -> None:
+        if self._inbox_paused:
+            self._inbox_paused = False
+            self.transport.resume_reading()
 
     def _wake_reader(self) -> None:
         waiter = self._inbox_waiter

@@ -78,9 +78,10 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
             considered dead; ``None`` waits forever.
         :param max_message_size: the largest frame accepted, in bytes. A larger frame
             ends the connection (close code 1009), which then reconnects.
-        :param max_memory_queue: accepted for compatibility; it bounded websockets'
-            own message queue, which frames no longer pass through: they go from
-            the socket straight to the buffer ``max_buffered_events`` bounds.
+        :param max_memory_queue: frames that may wait while the client logs in
+            before it stops reading the socket until they are read. Once logged
+            in, frames go from the socket straight to the buffer that
+            ``max_buffered_events`` bounds.
         :param read_limit: accepted for compatibility with older releases; the
             websockets asyncio implementation has no separate read buffer to bound.
         :param write_limit: the high-water mark of the write buffer, in bytes.

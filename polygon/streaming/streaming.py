@@ -143,9 +143,10 @@ class StreamClient(ClientBase, SyncStreamMethods):
         :param reconnection_delay: the first backoff delay in seconds (default 2),
             doubled per failure up to a minute, with jitter.
         :param max_message_size: the largest frame accepted, in bytes.
-        :param max_memory_queue: accepted for compatibility; it bounded websockets'
-            own message queue, which frames no longer pass through: they go from
-            the socket straight to the buffer ``max_buffered_events`` bounds.
+        :param max_memory_queue: frames that may wait while the client logs in
+            before it stops reading the socket until they are read. Once logged
+            in, frames go from the socket straight to the buffer that
+            ``max_buffered_events`` bounds.
         :param write_limit: the high-water mark of the write buffer, in bytes.
         :param open_timeout: seconds allowed to connect and authenticate.
         :param max_buffered_events: events that may wait for the consumer before
