@@ -147,9 +147,11 @@ SLOW_CLIENTS = ("async_handler", "sync_callback")
 class Plan:
     repeats: int = 7
     sizes: tuple[int, ...] = (1, 10, 100)
-    # events per frame -> data events per throughput run (about 1-2 s of data).
+    # events per frame -> data events per throughput run: 2 to 4 s of data, so
+    # that a run's start (the allocator's arenas growing, caches warming) is a
+    # small share of it; with 1 s runs the figures moved twice as much.
     events: dict[int, int] = field(
-        default_factory=lambda: {1: 150_000, 10: 600_000, 100: 1_000_000}
+        default_factory=lambda: {1: 300_000, 10: 1_500_000, 100: 3_000_000}
     )
     extras: bool = True  # the async def handler row and the feed-capacity row
     latency_rate: float = 50_000.0
