@@ -486,27 +486,23 @@ async def test_frame_over_max_size_fails_with_1009(server: RawServer, size: int,
     assert exc.sent is not None and exc.sent.code == 1009
 
 
+BREAKING_FRAMES = {
+    "masked": frame(OP_TEXT, b"masked", masked=True),
+    "rsv1": frame(OP_TEXT, b"deflated?", rsv1=True),
+}
+
+
 @pytest.mark.parametrize("max_size", [2**20, None], ids=["max_size 1 MiB", "max_size None"])
-async def test_masked_frame_fails_with_1002(server: RawServer, max_size: int | None) -> None:
+@pytest.mark.parametrize("bad", BREAKING_FRAMES.values(), ids=BREAKING_FRAMES.keys())
+async def test_a_frame_breaking_the_protocol_fails_with_1002(
+    server: RawServer, bad: bytes, max_size: int | None
+) -> None:
+    # A masked server frame, or reserved bits with no extension negotiated.
     ws, peer = await server.open(max_size=max_size)
     received = Received()
     ws.deliver_messages(received)
 
-    await peer.send(text("before") + frame(OP_TEXT, b"masked", masked=True) + text("after"))
-
-    code, _ = await peer.read_close()
-    assert code == 1002
-    peer.close()
-    await closed(ws)
-    assert received.messages == ["before"]
-
-
-async def test_rsv1_frame_fails_with_1002(server: RawServer) -> None:
-    ws, peer = await server.open()
-    received = Received()
-    ws.deliver_messages(received)
-
-    await peer.send(text("before") + frame(OP_TEXT, b"deflated?", rsv1=True) + text("after"))
+    await peer.send(text("before") + bad + text("after"))
 
     code, _ = await peer.read_close()
     assert code == 1002
