@@ -575,3 +575,34 @@ async def test_order_holds_while_handlers_switch_between_sync_and_async(
         assert client.stats.events_dropped == 0
         await client.close_stream()
         await task
+
+
+async def test_backpressure_keeps_the_buffer_within_its_limit_and_loses_nothing(
+    sim: MarketSimulator,
+) -> None:
+    # The reader stops taking frames the moment the buffer is full, even frames
+    # of the read in progress, and takes the rest, in order, once there is room.
+    release = asyncio.Event()
+    got: list[int] = []
+    backlogs: list[int] = []
+    async with client_for(sim, max_buffered_events=5, overflow="backpressure") as client:
+
+        async def held(event: Event) -> None:
+            got.append(event["q"])
+            backlogs.append(client.stats.backlog)
+            await release.wait()
+
+        await client.subscribe_stock_trades(["AAPL"], held)
+        task = asyncio.create_task(client.handle_messages(reconnect=True))
+        await serving(sim, "T.AAPL")
+        for q in range(50):
+            await sim.publish("stocks", trades(sim, "AAPL", q, 1))
+        await until(lambda: client.stats.backlog >= 5)
+        assert client.stats.backlog == 5  # not one frame more
+        release.set()
+        await until(lambda: len(got) == 50)
+        assert got == list(range(50))
+        assert max(backlogs) <= 5
+        assert client.stats.events_dropped == 0
+        await client.close_stream()
+        await task

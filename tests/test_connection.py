@@ -724,3 +724,47 @@ async def test_the_queue_before_deliver_messages_is_bounded_by_max_queue(
     assert ws.transport.is_reading()
     await ws.read_up_to(peer.written)
     assert [messages[0], *received, *after] == messages
+
+
+class Pausing(Received):
+    """Keeps messages, and pauses delivery after every ``every``-th one (a full buffer)."""
+
+    def __init__(self, ws: FastConnection, every: int) -> None:
+        super().__init__()
+        self.ws = ws
+        self.every = every
+
+    def __call__(self, message: Message) -> None:
+        super().__call__(message)
+        if len(self.messages) % self.every == 0:
+            self.ws.pause_delivery()
+
+
+async def test_pause_delivery_hands_over_nothing_more_until_resumed(server: RawServer) -> None:
+    # Backpressure: not one more frame once the callback's buffer is full, even
+    # from the read in progress; then the rest, in order, control frames included.
+    ws, peer = await server.open()
+    received = Pausing(ws, every=3)
+    ws.deliver_messages(received)
+    messages = [f"m{i}" for i in range(10)]
+    fragmented = frame(OP_TEXT, b"frag", fin=False) + frame(OP_CONT, b"mented")
+    await peer.send(
+        texts(messages[:4]) + fragmented + frame(OP_PING, b"p") + texts(messages[4:]) + b"\x81"
+    )
+    await settle(ws, peer)
+    assert received.messages == messages[:3]
+    assert not ws.transport.is_reading()
+
+    expected = [*messages[:4], "fragmented", *messages[4:]]
+    for count in (6, 9, 12):
+        ws.resume_delivery()
+        assert received.messages == expected[:count]
+    assert (await peer.read_frame()) == (OP_PONG, b"p")
+    ws.resume_delivery()
+    assert received.messages == expected
+    assert ws.transport.is_reading()
+    # The lone header byte written last is the start of the next frame.
+    received.every = 1000  # no more pauses
+    await peer.send(b"\x05tail!")
+    await settle(ws, peer)
+    assert received.messages == [*expected, "tail!"]

@@ -952,3 +952,29 @@ def test_with_on_message_or_an_iterator_only_explicit_handlers_run(
         assert done.wait(5)
         wait_until(lambda: len(quotes) == 1, what="the explicit quote handler")
     assert "T event" not in caplog.text
+
+
+def test_backpressure_keeps_the_buffer_within_its_limit_and_loses_nothing(
+    sim: SimulatorThread,
+) -> None:
+    release = threading.Event()
+    got: list[int] = []
+    backlogs: list[int] = []
+    with make_client(sim, max_buffered_events=5, overflow="backpressure") as client:
+
+        def held(event: Event) -> None:
+            got.append(event["q"])
+            backlogs.append(client.stats.backlog)
+            release.wait(10)
+
+        client.subscribe_stock_trades(["AAPL"], handler_function=held)
+        client.start_stream_thread()
+        wait_server_topics(sim, {"T.AAPL"})
+        publish_frames(sim, [[trade(sim, "AAPL", q)] for q in range(50)])
+        wait_until(lambda: client.stats.backlog >= 5, what="a full buffer")
+        assert client.stats.backlog == 5  # not one frame more
+        release.set()
+        wait_until(lambda: len(got) == 50, what="all 50 trades")
+        assert got == list(range(50))
+        assert max(backlogs) <= 5
+        assert client.stats.events_dropped == 0

@@ -112,6 +112,8 @@ class FastConnection(ClientConnection):
         self._inbox_high = high
         self._inbox_low = (high // 4 if high is not None else 0) if low is None else low
         self._inbox_paused = False
+        # Set by pause_delivery() (the callback's buffer is full).
+        self._delivery_paused = False
 
     # -- the consumer's side ----------------------------------------------------------
 
@@ -121,9 +123,31 @@ class FastConnection(ClientConnection):
         It is called from ``data_received``: it must not block, and must not raise.
         """
         self._on_message = handler
-        # Resumed first: the handler may pause reading itself (backpressure).
+        # Resumed first: the handler may pause delivery itself (backpressure).
         self._resume_inbox()
-        while self._inbox:
+        self._flush_inbox()
+
+    def pause_delivery(self) -> None:
+        """Hand over nothing more, and read nothing more, until :meth:`resume_delivery`.
+
+        Called by the callback (a full buffer): the rest of the read in progress
+        is kept here, so not even one more frame is handed over.
+        """
+        self._delivery_paused = True
+        self.transport.pause_reading()
+
+    def resume_delivery(self) -> None:
+        """Hand over what was kept, in order, then read the socket again."""
+        self._delivery_paused = False
+        self._flush_inbox()
+        if self._partial and not self._delivery_paused and not self._long_road:
+            self._cut(self._partial, 0)
+        if not self._delivery_paused:
+            self.transport.resume_reading()
+
+    def _flush_inbox(self) -> None:
+        handler = self._on_message
+        while handler is not None and self._inbox and not self._delivery_paused:
             handler(self._inbox.popleft())
 
     async def next_message(self) -> Message:
@@ -145,13 +169,15 @@ class FastConnection(ClientConnection):
 
     def _deliver(self, message: Message) -> None:
         handler = self._on_message
-        if handler is not None:
+        if handler is not None and not self._delivery_paused:
             handler(message)
             return
         inbox = self._inbox
         inbox.append(message)
         self._wake_reader()
         high = self._inbox_high
+        if handler is not None:
+            return  # delivery is paused: so is reading, until it resumes
         if high is not None and len(inbox) >= high and not self._inbox_paused:
             self._inbox_paused = True
             self.transport.pause_reading()
@@ -191,6 +217,9 @@ class FastConnection(ClientConnection):
                 return
             if not self._cut(partial, 0):
                 super().data_received(data[offset:])
+                return
+            if self._delivery_paused:
+                partial += data[offset:]
                 return
         self._cut(data, offset)
 
@@ -254,8 +283,10 @@ class FastConnection(ClientConnection):
                         rest = bytes(view[end:])
                         break
                 position = end
+                if self._delivery_paused:
+                    break  # what follows is kept (below) for resume_delivery()
             if rest is None and buffer is not partial and position < size:
-                partial += view[position:]  # keep the start of the next frame
+                partial += view[position:]  # the start of the next frame, or more
         if rest is not None:
             partial.clear()
             self._take_long_road(rest)

@@ -391,10 +391,11 @@ class StreamEngine:
             self._reader_done(ws, ended, error)
 
     def _pause_reading(self, ws: FastConnection) -> None:
-        """Backpressure: stop reading the socket until the buffer has room again."""
+        """Backpressure: take no more frames, nor read the socket, until the
+        buffer has room again (the rest of the read in progress waits too)."""
         if self._resuming is not None:
             return
-        ws.transport.pause_reading()
+        ws.pause_delivery()
         self._resuming = asyncio.get_running_loop().create_task(self._resume_reading(ws))
 
     async def _resume_reading(self, ws: FastConnection) -> None:
@@ -403,7 +404,7 @@ class StreamEngine:
         finally:
             self._resuming = None
         if not ws.transport.is_closing():
-            ws.transport.resume_reading()
+            ws.resume_delivery()
 
     def _close_soon(self, ws: FastConnection) -> None:
         """Close ``ws`` after a status that ends the session (from a sync callback)."""
