@@ -20,6 +20,10 @@ websockets parses the handshake response, and not one byte past it: frames
 written right behind the response take the short road too, so websockets'
 parser never holds half a frame when the short road starts.
 
+The callback can stop the flow at once with
+:meth:`FastConnection.pause_delivery` (its buffer is full): the rest of the
+read waits here, and reading stops, until :meth:`FastConnection.resume_delivery`.
+
 Before a callback is set (during the login), messages queue here and are read
 with :meth:`FastConnection.next_message`; ``recv()`` is not used. websockets'
 ``max_queue`` bounds that queue as it bounds its own: reading pauses when it is
