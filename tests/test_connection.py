@@ -251,6 +251,16 @@ class Received:
         self.messages.append(message)
 
 
+async def open_receiving(
+    server: RawServer, max_size: int | None = 2**20
+) -> tuple[Recorder, Peer, Received]:
+    """A connection whose messages go to a :class:`Received` from the start."""
+    ws, peer = await server.open(max_size=max_size)
+    received = Received()
+    ws.deliver_messages(received)
+    return ws, peer, received
+
+
 async def settle(ws: Recorder, peer: Peer) -> None:
     """Wait until the client has read, and so handled, everything the server wrote."""
     await ws.read_up_to(peer.written)
@@ -287,9 +297,7 @@ async def server() -> AsyncIterator[RawServer]:
 
 @pytest.mark.parametrize("size", [10, 1_000, 70_000], ids=["7-bit", "16-bit", "64-bit"])
 async def test_frames_in_one_write_delivered_in_order(server: RawServer, size: int) -> None:
-    ws, peer = await server.open()
-    received = Received()
-    ws.deliver_messages(received)
+    ws, peer, received = await open_receiving(server)
     messages = [message(i, size) for i in range(5)]
 
     await peer.send(texts(messages))
@@ -299,9 +307,7 @@ async def test_frames_in_one_write_delivered_in_order(server: RawServer, size: i
 
 
 async def test_mixed_lengths_in_one_write_delivered_in_order(server: RawServer) -> None:
-    ws, peer = await server.open()
-    received = Received()
-    ws.deliver_messages(received)
+    ws, peer, received = await open_receiving(server)
     sizes = [0, 1, 125, 126, 65_535, 65_536, 3, 70_000, 0]
     messages = [message(i, size) for i, size in enumerate(sizes)] + ["naïve café €"]
 
@@ -315,9 +321,7 @@ SMALL_STREAM = ["", "a", message(2, 125), "naïve €", message(4, 126), message
 
 
 async def test_one_byte_per_read_delivered_the_same(server: RawServer) -> None:
-    ws, peer = await server.open()
-    received = Received()
-    ws.deliver_messages(received)
+    ws, peer, received = await open_receiving(server)
     data = texts(SMALL_STREAM)
 
     await send_in_pieces(ws, peer, data, range(1, len(data)))
@@ -326,9 +330,7 @@ async def test_one_byte_per_read_delivered_the_same(server: RawServer) -> None:
 
 
 async def test_split_in_two_at_every_position_delivered_the_same(server: RawServer) -> None:
-    ws, peer = await server.open()
-    received = Received()
-    ws.deliver_messages(received)
+    ws, peer, received = await open_receiving(server)
     data = texts(SMALL_STREAM)
 
     for cut in range(1, len(data)):
@@ -350,9 +352,7 @@ async def test_split_at_random_positions_delivered_the_same(server: RawServer) -
         if size >= 126:
             cuts.update(range(offset + 1, offset + header_size(size) + 2))
         offset += header_size(size) + size
-    ws, peer = await server.open()
-    received = Received()
-    ws.deliver_messages(received)
+    ws, peer, received = await open_receiving(server)
 
     await send_in_pieces(ws, peer, data, sorted(cuts))
 
@@ -366,9 +366,7 @@ async def test_split_at_random_positions_delivered_the_same(server: RawServer) -
 async def test_ping_between_frames_answered_and_frames_kept_in_order(
     server: RawServer, ping: bytes
 ) -> None:
-    ws, peer = await server.open()
-    received = Received()
-    ws.deliver_messages(received)
+    ws, peer, received = await open_receiving(server)
     messages = [message(i, 40) for i in range(4)]
 
     await peer.send(texts(messages[:2]) + frame(OP_PING, ping) + texts(messages[2:]))
@@ -382,9 +380,7 @@ async def test_ping_between_frames_answered_and_frames_kept_in_order(
 async def test_fragmented_message_joined_in_order(
     server: RawServer, one_byte_per_read: bool
 ) -> None:
-    ws, peer = await server.open()
-    received = Received()
-    ws.deliver_messages(received)
+    ws, peer, received = await open_receiving(server)
     # "é" is cut between the first two fragments.
     data = (
         text("before")
@@ -417,9 +413,7 @@ async def test_fragmented_message_joined_in_order(
     ids=["one frame", "fragmented"],
 )
 async def test_binary_message_delivered_as_bytes_in_order(server: RawServer, data: bytes) -> None:
-    ws, peer = await server.open()
-    received = Received()
-    ws.deliver_messages(received)
+    ws, peer, received = await open_receiving(server)
 
     await peer.send(text("one") + data + frame(OP_BINARY, b"ascii") + text("two"))
     await settle(ws, peer)
@@ -439,9 +433,7 @@ async def test_binary_message_delivered_as_bytes_in_order(server: RawServer, dat
 async def test_invalid_utf8_text_delivered_as_bytes_and_connection_stays_open(
     server: RawServer, data: bytes
 ) -> None:
-    ws, peer = await server.open()
-    received = Received()
-    ws.deliver_messages(received)
+    ws, peer, received = await open_receiving(server)
 
     await peer.send(text("before") + data + frame(OP_TEXT, b"caf\xc3") + text("after"))
     await settle(ws, peer)
@@ -460,9 +452,7 @@ async def test_invalid_utf8_text_delivered_as_bytes_and_connection_stays_open(
 @pytest.mark.parametrize("how", ["whole", "header only", "header in pieces"])
 @pytest.mark.parametrize("size", [2_000, 70_000], ids=["16-bit", "64-bit"])
 async def test_frame_over_max_size_fails_with_1009(server: RawServer, size: int, how: str) -> None:
-    ws, peer = await server.open(max_size=1_000)
-    received = Received()
-    ws.deliver_messages(received)
+    ws, peer, received = await open_receiving(server, max_size=1_000)
     before = [message(0, 10), message(1, 1_000)]  # exactly max_size is allowed
     big = text(message(2, size))
     header = header_size(size)
@@ -506,9 +496,7 @@ async def test_a_frame_breaking_the_protocol_fails_with_1002(
 ) -> None:
     # A masked server frame, reserved bits with no extension negotiated, or
     # fragments out of order.
-    ws, peer = await server.open(max_size=max_size)
-    received = Received()
-    ws.deliver_messages(received)
+    ws, peer, received = await open_receiving(server, max_size=max_size)
 
     await peer.send(text("before") + bad + text("after"))
 
@@ -523,9 +511,7 @@ async def test_a_frame_breaking_the_protocol_fails_with_1002(
 
 
 async def test_close_from_server_answered_after_all_data(server: RawServer) -> None:
-    ws, peer = await server.open()
-    received = Received()
-    ws.deliver_messages(received)
+    ws, peer, received = await open_receiving(server)
     messages = [message(i, size) for i, size in enumerate([5, 500, 5])]
 
     await peer.send(
@@ -547,9 +533,7 @@ async def test_close_from_server_answered_after_all_data(server: RawServer) -> N
 async def test_connection_lost_mid_frame_delivers_complete_frames_only(
     server: RawServer, cut: str, how: str
 ) -> None:
-    ws, peer = await server.open()
-    received = Received()
-    ws.deliver_messages(received)
+    ws, peer, received = await open_receiving(server)
     messages = [message(0, 10), message(1, 300)]
     partial = text(message(2, 300))
     partial = partial[:3] if cut == "in header" else partial[:100]
