@@ -726,3 +726,21 @@ async def test_pause_delivery_hands_over_nothing_more_until_resumed(server: RawS
     await peer.send(b"\x05tail!")
     await settle(ws, peer)
     assert received.messages == [*expected, "tail!"]
+
+
+async def test_at_read_end_follows_the_messages_of_each_read(server: RawServer) -> None:
+    # The engine hands the frames of one read over together at its end.
+    ws, peer = await server.open()
+    seen: list[Message] = []
+    ws.deliver_messages(seen.append, at_read_end=lambda: seen.append("|"))
+    assert seen == ["|"]  # the flush of queued messages ends like a read
+    reads_before = len(ws.read_ends)
+    await peer.send(texts(["a", "b", "c"]))
+    await settle(ws, peer)
+    await peer.send(texts(["d"]) + frame(OP_PING, b"") + texts(["e"]))
+    await settle(ws, peer)
+    assert await peer.read_frame() == (OP_PONG, b"")
+    reads = len(ws.read_ends) - reads_before
+    assert seen.count("|") == 1 + reads
+    assert [m for m in seen if m != "|"] == ["a", "b", "c", "d", "e"]
+    assert seen[-1] == "|"  # nothing handed over after the last read ended

@@ -978,3 +978,26 @@ def test_backpressure_keeps_the_buffer_within_its_limit_and_loses_nothing(
         assert got == list(range(50))
         assert max(backlogs) <= 5
         assert client.stats.events_dropped == 0
+
+
+def test_a_status_between_data_frames_of_one_read_keeps_its_place(sim: SimulatorThread) -> None:
+    # Plain data frames of a read are handed over together; a status frame in
+    # between hands over those before it first.
+    seen: list[object] = []
+    with make_client(sim) as client:
+        client.change_handler("status", lambda event: seen.append(event["status"]))
+        client.subscribe_stock_trades(["AAPL"], handler_function=lambda e: seen.append(e["q"]))
+        client.start_stream_thread()
+        wait_server_topics(sim, {"T.AAPL"})
+        wait_until(lambda: "success" in seen, what="the subscription's acknowledgement")
+        seen.clear()
+
+        async def in_one_go() -> None:
+            simulator = sim.simulator
+            await simulator.publish("stocks", [trade(sim, "AAPL", 1), trade(sim, "AAPL", 2)])
+            await simulator.send_status("note", "between")
+            await simulator.publish("stocks", [trade(sim, "AAPL", 3)])
+
+        sim.call(in_one_go)
+        wait_until(lambda: len(seen) == 4, what="three trades and a status")
+        assert seen == [1, 2, "note", 3]

@@ -90,14 +90,20 @@ def test_raw_frames_are_left_to_the_consumer_to_count_and_the_stats_stay_exact()
     assert counts(buffer) == (5, 5, 0, 0)
 
 
-def test_raw_frames_that_could_pass_the_limit_are_counted_and_dropped_exactly() -> None:
+@pytest.mark.parametrize("together", [False, True], ids=["one by one", "in one call"])
+def test_raw_frames_that_could_pass_the_limit_are_counted_and_dropped_exactly(
+    together: bool,
+) -> None:
     buffer = ThreadEventBuffer(max_events=25)
     texts = [raw(q, 10) for q in range(0, 60, 10)]
     # The first frame cannot pass the limit even if packed with minimal events;
     # the second could, so from then on frames are counted.
     assert len(texts[0]) // MIN_EVENT_CHARS <= 25 < len(texts[0] + texts[1]) // MIN_EVENT_CHARS
-    for text in texts:
-        buffer.put_raw(text)
+    if together:
+        buffer.put_raw_frames(texts)  # the frames of one read
+    else:
+        for text in texts:
+            buffer.put_raw(text)
     taken = drain(buffer)
     assert all(item[0] == 10 for item in taken)  # type: ignore[index]
     events = [e for item in taken for e in orjson.loads(item[1])]  # type: ignore[index]

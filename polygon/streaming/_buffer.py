@@ -154,7 +154,7 @@ class EventBuffer:
             self._drop_oldest()
         self._wake_consumer()
 
-    def put_raw(self, frame: str) -> None:
+    def put_raw_frames(self, frames: list[str]) -> None:
         """Not used: the reader decodes for this buffer (``decode_in_consumer`` is False)."""
         raise NotImplementedError("EventBuffer takes decoded frames")
 

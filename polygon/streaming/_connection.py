@@ -90,6 +90,7 @@ class FastConnection(ClientConnection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._on_message: MessageHandler | None = None
+        self._at_read_end: Callable[[], None] | None = None
         self._inbox: deque[Message] = deque()
         self._inbox_waiter: asyncio.Future[None] | None = None
         # Bytes of a frame not complete yet (the short road's own buffer).
@@ -121,15 +122,21 @@ class FastConnection(ClientConnection):
 
     # -- the consumer's side ----------------------------------------------------------
 
-    def deliver_messages(self, handler: MessageHandler) -> None:
+    def deliver_messages(
+        self, handler: MessageHandler, at_read_end: Callable[[], None] | None = None
+    ) -> None:
         """Call ``handler`` with every message from now on, queued ones first.
 
-        It is called from ``data_received``: it must not block, and must not raise.
+        ``at_read_end`` is called after the messages of each read (and of each
+        flush of queued ones), so the consumer can hand them on in one go. Both
+        are called from ``data_received``: they must not block, nor raise.
         """
         self._on_message = handler
+        self._at_read_end = at_read_end
         # Resumed first: the handler may pause delivery itself (backpressure).
         self._resume_inbox()
         self._flush_inbox()
+        self._read_ended()
 
     def pause_delivery(self) -> None:
         """Hand over nothing more, and read nothing more, until :meth:`resume_delivery`.
@@ -146,8 +153,14 @@ class FastConnection(ClientConnection):
         self._flush_inbox()
         if self._partial and not self._delivery_paused and not self._long_road:
             self._cut(self._partial, 0)
+        self._read_ended()
         if not self._delivery_paused:
             self.transport.resume_reading()
+
+    def _read_ended(self) -> None:
+        at_read_end = self._at_read_end
+        if at_read_end is not None:
+            at_read_end()
 
     def _flush_inbox(self) -> None:
         handler = self._on_message
@@ -199,6 +212,10 @@ class FastConnection(ClientConnection):
     # -- asyncio.Protocol ------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        self._read(data)
+        self._read_ended()
+
+    def _read(self, data: bytes) -> None:
         if self._long_road:
             super().data_received(data)
             return

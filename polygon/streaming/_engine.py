@@ -55,13 +55,13 @@ class FrameSink(Protocol):
     """Where the reader puts decoded frames (see :mod:`polygon.streaming._buffer`)."""
 
     overflow: OverflowPolicy
-    # True when the consumer decodes plain data frames itself (put_raw): a
+    # True when the consumer decodes plain data frames itself (put_raw_frames): a
     # consumer on another thread, so the reader's thread does less and events
     # are created where they are used.
     decode_in_consumer: bool
 
     def put(self, batch: Batch, frame: str) -> None: ...
-    def put_raw(self, frame: str) -> None: ...
+    def put_raw_frames(self, frames: list[str]) -> None: ...
     def put_marker(self, marker: ConnectionEnded) -> None: ...
     def discard_connection_markers(self) -> None: ...
     def has_room(self) -> bool: ...
@@ -259,7 +259,7 @@ class StreamEngine:
         self._connected_at = time.monotonic()
         self.stats.connections += 1
         self.sink.discard_connection_markers()
-        ws.deliver_messages(self._frame_handler(ws))
+        ws.deliver_messages(*self._frame_handler(ws))
         self._reader = loop.create_task(self._read(ws, self._ended), name="polygon-stream-reader")
 
     async def _replay(self, ws: FastConnection) -> None:
@@ -310,8 +310,9 @@ class StreamEngine:
 
     # -- reading -------------------------------------------------------------------------
 
-    def _frame_handler(self, ws: FastConnection) -> MessageHandler:
-        """What runs for every message of ``ws``, inside its ``data_received``.
+    def _frame_handler(self, ws: FastConnection) -> tuple[MessageHandler, Callable[[], None]]:
+        """What runs for every message of ``ws``, and after each read of it, inside
+        its ``data_received``.
 
         The hot path: one decode, one put. It must not raise (a failure of ours
         ends the connection with the error, which is reported and reconnected).
@@ -323,21 +324,34 @@ class StreamEngine:
         stats = self.stats
         loads = orjson.loads
         decode = self._decode
-        put_raw = sink.put_raw if sink.decode_in_consumer else None
+        put_raw_frames = sink.put_raw_frames if sink.decode_in_consumer else None
         backpressure = sink.overflow == "backpressure"
+        # The plain data frames of the read in progress, handed over together at
+        # its end (one lock and one wake-up per read, not per frame), or before a
+        # frame that takes the other road, so the order stays. With backpressure,
+        # each is handed over at once: the buffer is checked frame by frame.
+        raw: list[str] = []
+
+        def hand_over_raw() -> None:
+            put_raw_frames(raw)  # type: ignore[misc]
+            raw.clear()
 
         def on_frame(frame: Message) -> None:
             try:
                 if (
-                    put_raw is not None
+                    put_raw_frames is not None
                     and not taps
                     and type(frame) is str
                     and frame.rfind(_STATUS_MARK) < 0
                 ):
                     # A plain data frame for a consumer that decodes it itself.
                     stats.frames += 1
-                    put_raw(frame)
+                    raw.append(frame)
+                    if backpressure:
+                        hand_over_raw()
                 else:
+                    if raw:
+                        hand_over_raw()
                     # The common case inline (a text frame holding a list); anything
                     # else goes through _decode, which counts and logs it.
                     events: Any = None
@@ -364,11 +378,22 @@ class StreamEngine:
                 if backpressure and not has_room():
                     self._pause_reading(ws)
             except Exception as exc:  # a bug of ours: report it, never hide it
-                logger.exception("the stream reader failed")
-                self._reader_failure = exc
-                ws.transport.abort()
+                self._reader_failed(ws, exc)
 
-        return on_frame
+        def at_read_end() -> None:
+            try:
+                if raw:
+                    hand_over_raw()
+            except Exception as exc:
+                self._reader_failed(ws, exc)
+
+        return on_frame, at_read_end
+
+    def _reader_failed(self, ws: FastConnection, exc: Exception) -> None:
+        """A failure of ours while reading: end the connection with it."""
+        logger.exception("the stream reader failed")
+        self._reader_failure = exc
+        ws.transport.abort()
 
     async def _read(self, ws: FastConnection, ended: asyncio.Future[BaseException | None]) -> None:
         """Keep one connection alive and report its end; its frames come through

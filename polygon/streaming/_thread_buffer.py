@@ -126,24 +126,30 @@ class ThreadEventBuffer:
 
     def put_raw(self, frame: str) -> None:
         """Add a frame the consumer will decode (and count, when it can)."""
+        self.put_raw_frames([frame])
+
+    def put_raw_frames(self, frames: list[str]) -> None:
+        """Add frames the consumer will decode, in order: all of one read under
+        one lock, with one wake-up."""
         if self.overflow != "drop_oldest":
-            self._append((count_events(frame), frame))
+            for frame in frames:
+                self._append((count_events(frame), frame))
             return
         with self._cond:
             if self._closed:
                 return
-            chars = self._uncounted_chars + len(frame)
-            count_now = self._stats.backlog + chars // MIN_EVENT_CHARS > self.max_events
-            if count_now:
-                # It could go over the limit: count what waits, then this frame.
-                self._count_uncounted()
-            else:
-                self._uncounted_chars = chars
-                self._items.append((UNCOUNTED, frame))
-                wake_later = self._wake_locked()
-        if count_now:
-            self._append((count_events(frame), frame))
-        elif wake_later:
+            for frame in frames:
+                chars = self._uncounted_chars + len(frame)
+                if self._stats.backlog + chars // MIN_EVENT_CHARS > self.max_events:
+                    # It could go over the limit: count what waits, then this frame.
+                    self._count_uncounted()
+                    count = count_events(frame)
+                    self._add_locked((count, frame), count)
+                else:
+                    self._uncounted_chars = chars
+                    self._items.append((UNCOUNTED, frame))
+            wake_later = self._wake_locked()
+        if wake_later:
             asyncio.get_running_loop().call_soon(self._wake_consumer)
 
     def settle(self, frame: str, count: int) -> None:
@@ -160,20 +166,22 @@ class ThreadEventBuffer:
         self._append((batch, frame if self.keep_raw else ""))
 
     def _append(self, item: tuple[Any, str]) -> None:
-        count = events_in(item)
         with self._cond:
             if self._closed:
                 return
-            stats = self._stats
-            stats.received += count
-            stats.backlog += count
-            self._items.append(item)
-            if stats.backlog > self.max_events and self.overflow == "drop_oldest":
-                self._count_uncounted()
-                self._items = drop_oldest(self._items, stats, self.max_events)
+            self._add_locked(item, events_in(item))
             if not self._wake_locked():
                 return
         asyncio.get_running_loop().call_soon(self._wake_consumer)
+
+    def _add_locked(self, item: tuple[Any, str], count: int) -> None:
+        stats = self._stats
+        stats.received += count
+        stats.backlog += count
+        self._items.append(item)
+        if stats.backlog > self.max_events and self.overflow == "drop_oldest":
+            self._count_uncounted()
+            self._items = drop_oldest(self._items, stats, self.max_events)
 
     def _count_uncounted(self) -> None:
         """Count every waiting frame (the buffer may be about to go over its limit)."""
