@@ -72,6 +72,14 @@ OnClose = Callable[["StreamClient", "int | None", str], object]
 CLOSE_CODE_NORMAL = 1000
 
 
+def _without_status(frames: Iterator[list[Event]]) -> Iterator[list[Event]]:
+    """The frames without their status events; frames left empty are skipped."""
+    for events in frames:
+        events = [e for e in events if e.get("ev") != "status"]
+        if events:
+            yield events
+
+
 @dataclasses.dataclass
 class _Remainder:
     """Events of a frame taken from the buffer but not yet yielded (after a break)."""
@@ -396,9 +404,9 @@ class StreamClient(ClientBase, SyncStreamMethods):
             directly.
         """
         with self._consuming() as (frames, pending):
+            if not include_status:
+                frames = _without_status(frames)
             for events in frames:
-                if not include_status:
-                    events = [e for e in events if e.get("ev") != "status"]
                 rest = iter(events)
                 try:
                     # yield from: the iterator is resumed in C, not once per event
@@ -424,12 +432,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
             directly.
         """
         with self._consuming() as (frames, _):
-            for events in frames:
-                if not include_status:
-                    events = [e for e in events if e.get("ev") != "status"]
-                    if not events:
-                        continue
-                yield events
+            yield from frames if include_status else _without_status(frames)
 
     @contextlib.contextmanager
     def _consuming(self) -> Iterator[tuple[Iterator[list[Event]], deque[Any]]]:
