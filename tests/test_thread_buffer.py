@@ -77,8 +77,8 @@ def counts(buffer: ThreadEventBuffer) -> tuple[int, int, int, int]:
 
 def test_raw_frames_are_left_to_the_consumer_to_count_and_the_stats_stay_exact() -> None:
     buffer = ThreadEventBuffer(max_events=1000)
-    buffer.put_raw(raw(0, 3))
-    buffer.put_raw(raw(3, 2))
+    buffer.put_raw_frames([raw(0, 3)])
+    buffer.put_raw_frames([raw(3, 2)])
     assert counts(buffer) == (5, 0, 0, 5)
     taken = buffer.take_all(timeout=1)
     assert [item[0] for item in taken] == [UNCOUNTED, UNCOUNTED]  # type: ignore[index]
@@ -103,7 +103,7 @@ def test_raw_frames_that_could_pass_the_limit_are_counted_and_dropped_exactly(
         buffer.put_raw_frames(texts)  # the frames of one read
     else:
         for text in texts:
-            buffer.put_raw(text)
+            buffer.put_raw_frames([text])
     taken = drain(buffer)
     assert all(item[0] == 10 for item in taken)  # type: ignore[index]
     events = [e for item in taken for e in orjson.loads(item[1])]  # type: ignore[index]
@@ -115,7 +115,7 @@ def test_a_take_of_raw_frames_is_bounded_by_their_largest_possible_count() -> No
     buffer = ThreadEventBuffer(max_events=16 * 100)
     texts = [raw(q, 10) for q in range(0, 200, 10)]
     for text in texts:
-        buffer.put_raw(text)
+        buffer.put_raw_frames([text])
     first = buffer.take_all(timeout=1)
     bound = len(texts[0]) // MIN_EVENT_CHARS
     assert len(first) == -(-buffer.chunk_events // bound)
@@ -126,7 +126,7 @@ def test_a_take_of_raw_frames_is_bounded_by_their_largest_possible_count() -> No
 
 def test_close_counts_the_raw_frames_it_discards() -> None:
     buffer = ThreadEventBuffer()
-    buffer.put_raw(raw(0, 4))
+    buffer.put_raw_frames([raw(0, 4)])
     buffer.close()
     assert counts(buffer) == (4, 0, 0, 0)
 

@@ -6,7 +6,7 @@ per burst, not per event. The producer (the reader, on the loop thread) never
 blocks: with ``"drop_oldest"`` it drops and counts; with ``"backpressure"`` it
 awaits a future that the consumer resolves through ``call_soon_threadsafe``.
 
-Frames the consumer decodes itself (``put_raw``) are counted only when their
+Frames the consumer decodes itself (``put_raw_frames``) are counted only when their
 count matters. Counting the events of a 10 kB frame means searching all of it
 (about 8 µs, a tenth of decoding it), and the consumer learns the count for free
 when it decodes. So while the buffer cannot be over its limit even if every
@@ -100,7 +100,7 @@ class ThreadEventBuffer:
         self._wake_scheduled = False
         # Raw frame text costs memory per buffered frame: kept only when wanted.
         self.keep_raw = True
-        # Plain data frames come undecoded (put_raw): the consumer decodes them.
+        # Plain data frames come undecoded (put_raw_frames): the consumer decodes them.
         self.decode_in_consumer = decode_in_consumer
         self._room: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
 
@@ -124,13 +124,9 @@ class ThreadEventBuffer:
             stats.delivered += taken
         return stats
 
-    def put_raw(self, frame: str) -> None:
-        """Add a frame the consumer will decode (and count, when it can)."""
-        self.put_raw_frames([frame])
-
     def put_raw_frames(self, frames: list[str]) -> None:
-        """Add frames the consumer will decode, in order: all of one read under
-        one lock, with one wake-up."""
+        """Add frames the consumer will decode (and count, when it can), in
+        order: all of one read under one lock, with one wake-up."""
         if self.overflow != "drop_oldest":
             for frame in frames:
                 self._append((count_events(frame), frame))
