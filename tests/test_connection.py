@@ -11,7 +11,7 @@ a tiny server that writes exactly the bytes each test chooses, when it chooses,
 and reads and unmasks what the client sends back (pongs, close frames).
 
 The client is FastConnection through :class:`Recorder`, a subclass that only
-notes where each ``data_received`` call ended: a test waits until the client has
+notes where each read (``buffer_updated``) ended: a test waits until the client has
 read a write before making the next one (so a split really is a split, and
 everything written has been handled before the test looks), with a deadline
 instead of a sleep.
@@ -25,17 +25,19 @@ import hashlib
 import itertools
 import random
 import socket
+import ssl
 import struct
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import anyio
 import pytest
+import trustme
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
 from websockets.protocol import State
 
-from polygon.streaming._connection import FastConnection, Message
+from polygon.streaming._connection import READ_BUFFER_SIZE, FastConnection, Message
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(10)]
 
@@ -145,10 +147,23 @@ class Peer:
 
 
 class RawServer:
-    """Accepts connections, answers the upgrade, then writes only what a test sends."""
+    """Accepts connections, answers the upgrade, then writes only what a test sends.
 
-    def __init__(self) -> None:
+    With ``tls``, over TLS (a certificate for 127.0.0.1 from a throwaway CA):
+    the real service is ``wss://``, and asyncio's TLS transport reads into the
+    connection's buffer its own way.
+    """
+
+    def __init__(self, tls: bool = False) -> None:
         self.url = ""
+        self._server_tls: ssl.SSLContext | None = None
+        self._client_tls: ssl.SSLContext | None = None
+        if tls:
+            authority = trustme.CA()
+            self._server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            authority.issue_cert("127.0.0.1").configure_cert(self._server_tls)
+            self._client_tls = ssl.create_default_context()
+            authority.configure_trust(self._client_tls)
         self.peers: list[Peer] = []
         self.clients: list[FastConnection] = []
         self._server: asyncio.Server | None = None
@@ -157,9 +172,12 @@ class RawServer:
         self.greeting = b""
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handshake, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(
+            self._handshake, "127.0.0.1", 0, ssl=self._server_tls
+        )
         port = self._server.sockets[0].getsockname()[1]
-        self.url = f"ws://127.0.0.1:{port}/"
+        scheme = "ws" if self._server_tls is None else "wss"
+        self.url = f"{scheme}://127.0.0.1:{port}/"
 
     async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         request = await reader.readuntil(b"\r\n\r\n")
@@ -193,6 +211,7 @@ class RawServer:
             max_size=max_size,
             max_queue=max_queue,
             open_timeout=WITHIN,
+            ssl=self._client_tls,
         )
         assert isinstance(ws, Recorder)
         self.clients.append(ws)
@@ -212,7 +231,7 @@ class RawServer:
 
 
 class Recorder(FastConnection):
-    """FastConnection, noting the offset at which each ``data_received`` call ended."""
+    """FastConnection, noting the offset at which each read (``buffer_updated``) ended."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -220,21 +239,21 @@ class Recorder(FastConnection):
         self.read_ends: list[int] = []
         self._read_more = asyncio.Event()
 
-    def data_received(self, data: bytes) -> None:
-        self.bytes_read += len(data)
+    def buffer_updated(self, nbytes: int) -> None:
+        self.bytes_read += nbytes
         self.read_ends.append(self.bytes_read)
-        super().data_received(data)
+        super().buffer_updated(nbytes)
         self._read_more.set()
 
     async def read_until(self, predicate: Callable[[], bool]) -> None:
-        """Wait until ``predicate`` holds, checking after each ``data_received``."""
+        """Wait until ``predicate`` holds, checking after each read."""
         with anyio.fail_after(WITHIN):
             while not predicate():
                 self._read_more.clear()
                 await self._read_more.wait()
 
     async def read_up_to(self, total: int) -> None:
-        """Wait until ``data_received`` has handled the first ``total`` bytes."""
+        """Wait until the reads handled so far cover the first ``total`` bytes."""
         with anyio.fail_after(WITHIN):
             while self.bytes_read < total:
                 self._read_more.clear()
@@ -292,6 +311,16 @@ async def server() -> AsyncIterator[RawServer]:
         await raw.stop()
 
 
+@pytest.fixture
+async def tls_server() -> AsyncIterator[RawServer]:
+    raw = RawServer(tls=True)
+    await raw.start()
+    try:
+        yield raw
+    finally:
+        await raw.stop()
+
+
 # -- plain text frames ------------------------------------------------------------------
 
 
@@ -315,6 +344,50 @@ async def test_mixed_lengths_in_one_write_delivered_in_order(server: RawServer) 
     await settle(ws, peer)
 
     assert received.messages == messages
+
+
+async def test_every_read_lands_in_the_same_reused_buffer(server: RawServer) -> None:
+    ws, peer, received = await open_receiving(server)
+    buffers = {id(ws.get_buffer(-1)) for _ in range(3)}
+    messages = [message(i, 20_000) for i in range(40)]  # 800 kB: several reads
+
+    await peer.send(texts(messages))
+    await settle(ws, peer)
+
+    assert received.messages == messages
+    assert len(ws.read_ends) > 3
+    assert buffers == {id(ws.get_buffer(-1))}
+    assert len(ws.get_buffer(-1)) == READ_BUFFER_SIZE
+
+
+async def test_frames_larger_than_the_read_buffer_delivered_whole(server: RawServer) -> None:
+    ws, peer, received = await open_receiving(server, max_size=4 * READ_BUFFER_SIZE)
+    sizes = [READ_BUFFER_SIZE - 2, 10, 3 * READ_BUFFER_SIZE + 1, READ_BUFFER_SIZE, 0]
+    messages = [message(i, size) for i, size in enumerate(sizes)]
+
+    await peer.send(texts(messages))
+    await settle(ws, peer)
+
+    assert received.messages == messages
+
+
+async def test_over_tls_frames_control_frames_and_splits_delivered_the_same(
+    tls_server: RawServer,
+) -> None:
+    ws, peer, received = await open_receiving(tls_server, max_size=4 * READ_BUFFER_SIZE)
+    sizes = [0, 1, 125, 126, 65_535, 65_536, 3, 70_000, 2 * READ_BUFFER_SIZE + 5, 0]
+    messages = [message(i, size) for i, size in enumerate(sizes)] + ["naïve café €"]
+    # A ping between two frames, and a write that ends in the middle of the big one.
+    data = texts(messages[:8]) + frame(OP_PING, b"tls") + texts(messages[8:])
+    cut = len(data) // 2
+
+    await peer.send(data[:cut])
+    await peer.send(data[cut:] + texts(SMALL_STREAM))
+    await settle(ws, peer)
+    opcode, payload = await peer.read_frame()
+
+    assert received.messages == messages + SMALL_STREAM
+    assert (opcode, payload) == (OP_PONG, b"tls")
 
 
 SMALL_STREAM = ["", "a", message(2, 125), "naïve €", message(4, 126), message(5, 300), "z"]

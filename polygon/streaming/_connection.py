@@ -49,6 +49,11 @@ MessageHandler = Callable[[Message], None]
 # FIN set, RSV bits clear, opcode TEXT: the only first byte the short road takes.
 _FIN_TEXT = 0x80 | Opcode.TEXT.value
 _NO_LIMIT = 2**63
+# Every read of the socket lands in one buffer of this size, reused: what
+# data_received() gets instead is a new bytes object per read, and on a busy
+# feed the allocator often gives a 256 KiB one fresh pages from the kernel
+# (tens of thousands of page faults a second). asyncio reads this much too.
+READ_BUFFER_SIZE = 256 * 1024
 
 
 def _missing(frame: bytearray, max_size: int) -> tuple[int, bool]:
@@ -83,12 +88,18 @@ def _text_or_bytes(payload: Any) -> Message:
         return bytes(payload)
 
 
-class FastConnection(ClientConnection):
+class FastConnection(ClientConnection, asyncio.BufferedProtocol):
     """A :class:`~websockets.asyncio.client.ClientConnection` that hands messages
-    to a callback (see the module docstring)."""
+    to a callback (see the module docstring).
+
+    As an :class:`asyncio.BufferedProtocol` it has the transport read into one
+    reused buffer (:meth:`get_buffer`, :meth:`buffer_updated`).
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._read_buffer = bytearray(READ_BUFFER_SIZE)
+        self._read_view = memoryview(self._read_buffer)
         self._on_message: MessageHandler | None = None
         self._at_read_end: Callable[[], None] | None = None
         self._inbox: deque[Message] = deque()
@@ -129,7 +140,8 @@ class FastConnection(ClientConnection):
 
         ``at_read_end`` is called after the messages of each read (and of each
         flush of queued ones), so the consumer can hand them on in one go. Both
-        are called from ``data_received``: they must not block, nor raise.
+        are called from the read (``buffer_updated``): they must not block, nor
+        raise.
         """
         self._on_message = handler
         self._at_read_end = at_read_end
@@ -152,7 +164,7 @@ class FastConnection(ClientConnection):
         self._delivery_paused = False
         self._flush_inbox()
         if self._partial and not self._delivery_paused and not self._long_road:
-            self._cut(self._partial, 0)
+            self._cut(self._partial, 0, len(self._partial))
         self._read_ended()
         if not self._delivery_paused:
             self.transport.resume_reading()
@@ -209,10 +221,17 @@ class FastConnection(ClientConnection):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    # -- asyncio.Protocol ------------------------------------------------------------
+    # -- asyncio.BufferedProtocol ----------------------------------------------------
 
-    def data_received(self, data: bytes) -> None:
-        self._read(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._long_road or self.protocol.state is not State.OPEN:
+            # The handshake, or websockets sees every byte: it keeps what it is given.
+            self._read(bytes(self._read_view[:nbytes]))
+        else:
+            self._read_open(self._read_buffer, nbytes)
         self._read_ended()
 
     def _read(self, data: bytes) -> None:
@@ -228,44 +247,48 @@ class FastConnection(ClientConnection):
         if state is not State.OPEN:
             self._take_long_road(data)
             return
+        self._read_open(data, len(data))
+
+    def _read_open(self, data: bytes | bytearray, end: int) -> None:
+        """The first ``end`` bytes of ``data``, read on the open connection (the
+        short road); nothing refers to ``data`` once this returns."""
         partial = self._partial
         offset = 0
         if partial:
             # Complete the frame begun in the last read with just the bytes it
             # lacks, rather than copying the whole read behind it.
-            offset = self._complete_partial(data)
+            offset = self._complete_partial(data, end)
             if offset < 0:
                 return
-            if not self._cut(partial, 0):
-                super().data_received(data[offset:])
+            if not self._cut(partial, 0, len(partial)):
+                super().data_received(bytes(data[offset:end]))
                 return
             if self._delivery_paused:
-                partial += data[offset:]
+                partial += memoryview(data)[offset:end]
                 return
-        self._cut(data, offset)
+        self._cut(data, offset, end)
 
-    def _complete_partial(self, data: bytes) -> int:
-        """Move into ``_partial`` the bytes of ``data`` that complete its frame (or
-        the header the long road must see); how many, or -1 if all did not."""
+    def _complete_partial(self, data: bytes | bytearray, end: int) -> int:
+        """Move into ``_partial`` the bytes of ``data[:end]`` that complete its frame
+        (or the header the long road must see); how many, or -1 if all did not."""
         partial = self._partial
         taken = 0
         with memoryview(data) as view:
             while True:
                 missing, whole = _missing(partial, self._max_size)
-                if taken + missing > len(data):
-                    partial += view[taken:]
+                if taken + missing > end:
+                    partial += view[taken:end]
                     return -1
                 partial += view[taken : taken + missing]
                 taken += missing
                 if whole:
                     return taken
 
-    def _cut(self, buffer: bytes | bytearray, position: int) -> bool:
-        """Hand over the whole frames in ``buffer`` from ``position``, keep the
-        start of an incomplete one; False once the long road is taken."""
+    def _cut(self, buffer: bytes | bytearray, position: int, size: int) -> bool:
+        """Hand over the whole frames in ``buffer[position:size]``, keep the start
+        of an incomplete one; False once the long road is taken."""
         handler = self._on_message or self._deliver
         partial = self._partial
-        size = len(buffer)
         rest: bytes | None = None
         with memoryview(buffer) as view:
             while size - position >= 2:
@@ -284,12 +307,12 @@ class FastConnection(ClientConnection):
                     length = int.from_bytes(view[position + 2 : position + 10], "big")
                     start = position + 10
                 else:
-                    rest = bytes(view[position:])  # masked: websockets refuses it (1002)
+                    rest = bytes(view[position:size])  # masked: websockets refuses it (1002)
                     break
                 if length > self._max_size:
                     # websockets fails the connection on this header (1009); it
                     # must see it now, not after we buffered a huge frame.
-                    rest = bytes(view[position:])
+                    rest = bytes(view[position:size])
                     break
                 end = start + length
                 if end > size:
@@ -301,13 +324,13 @@ class FastConnection(ClientConnection):
                     # frame boundary (it has only ever seen whole frames).
                     super().data_received(bytes(view[position:end]))
                     if self.protocol.state is not State.OPEN:
-                        rest = bytes(view[end:])
+                        rest = bytes(view[end:size])
                         break
                 position = end
                 if self._delivery_paused:
                     break  # what follows is kept (below) for resume_delivery()
             if rest is None and buffer is not partial and position < size:
-                partial += view[position:]  # the start of the next frame, or more
+                partial += view[position:size]  # the start of the next frame, or more
         if rest is not None:
             partial.clear()
             self._take_long_road(rest)
