@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -348,3 +349,56 @@ def test_status_sets() -> None:
     assert frozenset({"max_connections", "force_disconnect", "slow_consumer"}) == (
         proto.SESSION_ENDING
     )
+
+
+def _field_names(node: object) -> set[str]:
+    """Every property name anywhere in a JSON schema document."""
+    if isinstance(node, dict):
+        names = set(node["properties"]) if isinstance(node.get("properties"), dict) else set()
+        for value in node.values():
+            names |= _field_names(value)
+        return names
+    if isinstance(node, list):
+        return set().union(*(_field_names(item) for item in node)) if node else set()
+    return set()
+
+
+def test_u_is_in_no_field_name_but_status() -> None:
+    # may_hold_status() rules a frame out by the absence of "u": sound only while
+    # no stream's field name but "status" has one.
+    spec = json.loads((Path(__file__).parent / "data" / "websocket-api.json").read_text())
+    names = _field_names(spec)
+    assert "status" in names and len(names) > 20
+    assert {name for name in names if "u" in name} == {"status"}
+
+
+STATUS = '{"ev":"status","status":"success","message":"subscribed to: T.*"}'
+TRADE = '{"ev":"T","sym":"AAPL","x":4,"i":"123","z":3,"p":114.125,"s":100,"c":[0,12],"t":1,"q":2}'
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        f"[{STATUS}]",
+        f"[{TRADE},{STATUS}]",
+        f"[{STATUS},{TRADE},{TRADE}]",
+        f"[{TRADE},{STATUS},{TRADE}]",
+        '[{"status":"auth_success","ev":"status"}]',
+    ],
+)
+def test_may_hold_status_finds_a_status_anywhere(frame: str) -> None:
+    assert proto.may_hold_status(frame)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "[]",
+        f"[{TRADE}]",
+        f"[{TRADE},{TRADE}]",
+        # A "u" in a value alone is not a status either (the search goes on past it).
+        '[{"ev":"XT","pair":"BTC-USD","message":"up"}]',
+    ],
+)
+def test_may_hold_status_rules_out_data(frame: str) -> None:
+    assert not proto.may_hold_status(frame)

@@ -45,11 +45,6 @@ from polygon.streaming.errors import (
 
 logger = logging.getLogger("polygon.streaming.engine")
 
-# Every status event has this key. A data frame is searched for it whole, so
-# the search is done with rfind: on CPython 3.11 its reverse search is about
-# twice as fast as `in` for this needle, which matters on a 10 kB frame.
-_STATUS_MARK = '"status"'
-
 
 class FrameSink(Protocol):
     """Where the reader puts decoded frames (see :mod:`polygon.streaming._buffer`)."""
@@ -312,7 +307,7 @@ class StreamEngine:
 
     def _frame_handler(self, ws: FastConnection) -> tuple[MessageHandler, Callable[[], None]]:
         """What runs for every message of ``ws``, and after each read of it, inside
-        its ``data_received``.
+        its read (``FastConnection.buffer_updated``).
 
         The hot path: one decode, one put. It must not raise (a failure of ours
         ends the connection with the error, which is reported and reconnected).
@@ -323,6 +318,7 @@ class StreamEngine:
         taps = self.taps
         stats = self.stats
         loads = orjson.loads
+        may_hold_status = proto.may_hold_status
         decode = self._decode
         put_raw_frames = sink.put_raw_frames if sink.decode_in_consumer else None
         backpressure = sink.overflow == "backpressure"
@@ -342,7 +338,7 @@ class StreamEngine:
                     put_raw_frames is not None
                     and not taps
                     and type(frame) is str
-                    and frame.rfind(_STATUS_MARK) < 0
+                    and not may_hold_status(frame)
                 ):
                     # A plain data frame for a consumer that decodes it itself.
                     stats.frames += 1
@@ -366,11 +362,7 @@ class StreamEngine:
                         events = decode(frame)
                         if events is None:
                             return
-                    if (
-                        type(frame) is str
-                        and frame.rfind(_STATUS_MARK) >= 0
-                        and self._scan_status(events)
-                    ):
+                    if type(frame) is str and may_hold_status(frame) and self._scan_status(events):
                         self._close_soon(ws)
                     put(events, frame)  # type: ignore[arg-type]
                     if taps:
