@@ -11,8 +11,10 @@ Figures:
 
 - **throughput**: events per second between the feed's first and last data
   frame, median of ``--repeats`` runs (min and max shown), at 1, 10 and 100
-  events per frame, and the ratio of each median to the floor's median of the
-  same run; CPU seconds (all threads) per million events.
+  events per frame; the ratio to the floor: the floor runs before the first
+  interface and after each one, and each run is divided by the mean of the floor
+  runs right before and after it (the median of those ratios is shown); CPU
+  seconds (all threads) per million events.
 - **latency**: the feed stamps each event with its write time; the handler
   subtracts it from its own clock. 50,000 events/s in frames of 10; p50, p99,
   p99.9 and max; median over 5 runs (max: the largest), so one run disturbed by
@@ -248,26 +250,63 @@ def log(message: str) -> None:
 
 
 def throughput(plan: Plan, interfaces: Sequence[Interface]) -> dict[str, Any]:
-    """Interleaved runs: every repeat runs every interface at every frame size."""
+    """Interleaved runs: every repeat runs every interface at every frame size, and
+    the floor before the first interface and after each one.
+
+    Each run is compared with the floor runs right before and after it, so a
+    machine that speeds up or slows down over a minute (this one does, by about
+    10 %) moves both sides of the ratio alike.
+    """
     runs: dict[str, dict[int, list[dict[str, Any]]]] = {
         i.mode: {k: [] for k in plan.sizes} for i in interfaces
     }
+    others = [i for i in interfaces if i.mode != FLOOR.mode]
     for repeat in range(plan.repeats):
         for per_frame in plan.sizes:
             events = round_events(plan.events[per_frame], per_frame)
-            for interface in interfaces:
-                result = run_client(interface.mode, "throughput", events, per_frame)
-                runs[interface.mode][per_frame].append(result)
-                if "error" in result:
-                    log(f"  {interface.mode} {per_frame}/frame: ERROR {result['error']}")
-                else:
-                    dropped = result.get("stats", {}).get("events_dropped", 0)
-                    note = f"  ({dropped} dropped)" if dropped else ""
-                    log(
-                        f"  run {repeat + 1}/{plan.repeats} {per_frame:>3}/frame "
-                        f"{interface.mode:<16} {result['events_per_second']:>12,.0f} ev/s{note}"
-                    )
+            context = (runs, per_frame, events, f"{repeat + 1}/{plan.repeats}")
+            # The feed-capacity row is not a client: the floor run after it is its pair.
+            drained = measure(DRAIN.mode, *context) if DRAIN in others else None
+            before = measure(FLOOR.mode, *context)
+            if drained is not None:
+                pair_with_floor(drained, [before])
+            for interface in others:
+                if interface is not DRAIN:
+                    result = measure(interface.mode, *context)
+                    after = measure(FLOOR.mode, *context)
+                    pair_with_floor(result, [before, after])
+                    before = after
     return summarize_throughput(runs, interfaces, plan.sizes)
+
+
+def measure(
+    mode: str,
+    runs: dict[str, dict[int, list[dict[str, Any]]]],
+    per_frame: int,
+    events: int,
+    repeat: str,
+) -> dict[str, Any]:
+    """One throughput run of ``mode``, kept in ``runs`` and logged."""
+    result = run_client(mode, "throughput", events, per_frame)
+    runs[mode][per_frame].append(result)
+    if "error" in result:
+        log(f"  {mode} {per_frame}/frame: ERROR {result['error']}")
+        return result
+    dropped = result.get("stats", {}).get("events_dropped", 0)
+    note = f"  ({dropped} dropped)" if dropped else ""
+    log(
+        f"  run {repeat} {per_frame:>3}/frame "
+        f"{mode:<16} {result['events_per_second']:>12,.0f} ev/s{note}"
+    )
+    return result
+
+
+def pair_with_floor(result: dict[str, Any], floors: Sequence[dict[str, Any]]) -> None:
+    """Note in ``result`` the floor runs it is compared with (those that did not fail)."""
+    good = [f for f in floors if "error" not in f]
+    result["floor_pair"] = {
+        key: [f[key] for f in good] for key in ("events_per_second", "cpu_per_million")
+    }
 
 
 def summarize_throughput(
@@ -275,10 +314,10 @@ def summarize_throughput(
     interfaces: Sequence[Interface],
     sizes: Iterable[int],
 ) -> dict[str, Any]:
-    """Medians, and ratios to the floor: per repeat (runs next to each other), then median."""
+    """Medians, and ratios to the floor: each run against the floor runs paired
+    with it (the mean of their figures), then the median of those ratios."""
     rows: dict[str, Any] = {}
     for per_frame in sizes:
-        floor_runs = runs["floor"][per_frame]
         for interface in interfaces:
             mine = runs[interface.mode][per_frame]
             good = [r for r in mine if "error" not in r]
@@ -288,11 +327,12 @@ def summarize_throughput(
             }
             if good:
                 rates = [r["events_per_second"] for r in good]
-                ratios = [
-                    r["events_per_second"] / f["events_per_second"]
-                    for r, f in zip(mine, floor_runs, strict=True)
-                    if "error" not in r and "error" not in f
-                ]
+                if interface is FLOOR:
+                    ratios = [1.0] * len(good)
+                    cpu_ratios = [1.0] * len(good)
+                else:
+                    ratios = paired_ratios(good, "events_per_second", mine_over_floor=True)
+                    cpu_ratios = paired_ratios(good, "cpu_per_million", mine_over_floor=False)
                 row.update(
                     median=statistics.median(rates),
                     min=min(rates),
@@ -309,11 +349,6 @@ def summarize_throughput(
                         for r in good
                     ),
                 )
-                cpu_ratios = [
-                    f["cpu_per_million"] / r["cpu_per_million"]
-                    for r, f in zip(mine, floor_runs, strict=True)
-                    if "error" not in r and "error" not in f
-                ]
                 if cpu_ratios:
                     row["cpu_ratio"] = statistics.median(cpu_ratios)
                     row["cpu_ratios"] = cpu_ratios
@@ -338,6 +373,18 @@ def summarize_throughput(
                     row["met"] = bool(ratios) and row["ratio"] >= target
             rows.setdefault(interface.mode, {})[str(per_frame)] = row
     return rows
+
+
+def paired_ratios(runs: Sequence[dict[str, Any]], key: str, mine_over_floor: bool) -> list[float]:
+    """Per run: its ``key`` over the mean of its paired floor runs' (or the inverse)."""
+    ratios = []
+    for run in runs:
+        floors = run.get("floor_pair", {}).get(key)
+        if not floors:
+            continue  # both floor runs failed, or results from before the pairing
+        floor = statistics.fmean(floors)
+        ratios.append(run[key] / floor if mine_over_floor else floor / run[key])
+    return ratios
 
 
 def latency(plan: Plan, interfaces: Sequence[Interface]) -> dict[str, Any]:
@@ -673,8 +720,9 @@ def report(results: dict[str, Any], interfaces: Sequence[Interface]) -> tuple[st
             default=0.0,
         )
         head = (
-            f"Throughput: median of {plan['repeats']} runs; ratio: each run divided by the floor's "
-            "run next to it, median (and range) of those; CPU: all threads of the client "
+            f"Throughput: median of {plan['repeats']} runs; ratio: each run divided by the mean "
+            "of the floor's runs right before and after it, median (and range) of those; "
+            "CPU: all threads of the client "
             "process, median; CPU ratio: the floor's CPU per event over this one's (paired "
             "like the ratio; it moves less when the machine is shared); GC: time in the cyclic "
             "garbage collector (gc.callbacks), median. The feed's CPU time was at most "
