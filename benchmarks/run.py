@@ -40,16 +40,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from benchmarks.clients import BATCH_SETTERS
-from benchmarks.feed import BLOCK_EVENTS, FeedProcess, round_events, trade_events
+from benchmarks.feed import FeedProcess, round_events
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -436,25 +433,27 @@ def latency(plan: Plan, interfaces: Sequence[Interface]) -> dict[str, Any]:
     return rows
 
 
-def bytes_per_event() -> dict[str, float]:
-    """What one buffered event costs: decoded (dict, strings, list) and raw text."""
-    events = trade_events(BLOCK_EVENTS)
-    frames = [
-        (b"[" + b",".join(events[i : i + 100]) + b"]").decode() for i in range(0, BLOCK_EVENTS, 100)
-    ]
-    tracemalloc.start()
-    decoded = [orjson.loads(frame) for frame in frames]
-    size, _ = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    del decoded
-    raw = sum(sys.getsizeof(frame) for frame in frames)
-    return {"decoded": size / BLOCK_EVENTS, "raw": raw / BLOCK_EVENTS}
+def bytes_per_event(events: int) -> dict[str, float]:
+    """What one buffered event costs in memory, decoded and as raw text, measured
+    in a fresh process holding ``events`` of them (:mod:`benchmarks.footprint`)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.footprint", "--events", str(events)],
+        capture_output=True,
+        text=True,
+        timeout=CLIENT_TIMEOUT,
+        cwd=WORKDIR,
+        check=True,
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return dict(json.loads(line[7:]))
+    raise RuntimeError(f"benchmarks.footprint printed no result: {proc.stderr[-2000:]}")
 
 
 def slow_consumer(plan: Plan) -> dict[str, Any]:
     from polygon.streaming._buffer import DEFAULT_MAX_BUFFERED_EVENTS
 
-    per_event = bytes_per_event()
+    per_event = bytes_per_event(DEFAULT_MAX_BUFFERED_EVENTS)
     rows: dict[str, Any] = {
         "max_buffered_events": DEFAULT_MAX_BUFFERED_EVENTS,
         "bytes_per_event": per_event,
@@ -464,8 +463,9 @@ def slow_consumer(plan: Plan) -> dict[str, Any]:
         "clients": {},
     }
     for mode in SLOW_CLIENTS:
-        # StreamClient keeps each frame's raw text beside its events.
-        per = per_event["decoded"] + (per_event["raw"] if mode.startswith("sync") else 0.0)
+        # AsyncStreamClient buffers decoded frames; StreamClient buffers the text of
+        # plain data frames, which its consumer decodes one at a time.
+        per = per_event["raw"] if mode.startswith("sync") else per_event["decoded"]
         expected_mb = DEFAULT_MAX_BUFFERED_EVENTS * per / 2**20
         by_size: dict[str, Any] = {}
         for events in plan.slow_events:
@@ -485,7 +485,7 @@ def slow_consumer(plan: Plan) -> dict[str, Any]:
             stats = result["stats"]
             received, delivered = stats["events_received"], stats["events_delivered"]
             dropped = stats["events_dropped"]
-            peak_mb = result["maxrss_kb"] / 1024
+            peak_mb = result["peak_rss_kb"] / 1024
             base_mb = result["rss_at_start_kb"] / 1024
             row = {
                 "events": events,
@@ -638,7 +638,7 @@ def slow_table(rows: dict[str, Any]) -> list[list[str]]:
             "client",
             "events",
             "peak RSS MB",
-            "buffer MB (limit)",
+            "buffer MB (at the limit)",
             "received",
             "delivered",
             "dropped",
@@ -747,10 +747,12 @@ def report(results: dict[str, Any], interfaces: Sequence[Interface]) -> tuple[st
             f"Slow consumer: feed at {slow['feed_rate']:,.0f} events/s in frames of "
             f"{slow['per_frame']}, handler at {slow['consumer_rate']:,.0f} events/s, default "
             f"buffer (max_buffered_events={slow['max_buffered_events']:,}, drop_oldest); "
-            "buffer MB = peak RSS - RSS at the first data frame; limit = max_buffered_events "
-            f"x {slow['bytes_per_event']['decoded']:.0f} B per decoded event "
-            f"(+ {slow['bytes_per_event']['raw']:.0f} B raw text for StreamClient); exact = "
-            "dropped == received - delivered and handled + dropped == sent."
+            "buffer MB = peak RSS (VmHWM) - RSS at the first data frame; at the limit = "
+            "what max_buffered_events trades take held as the client buffers them, measured "
+            f"in a fresh process: {slow['bytes_per_event']['decoded']:.0f} B each decoded "
+            f"(AsyncStreamClient), {slow['bytes_per_event']['raw']:.0f} B each as frame "
+            "text (StreamClient); exact = dropped == received - delivered and handled + "
+            "dropped == sent."
         )
         parts_text += ["", head, text_table(table)]
         parts_rst += ["", rst_table(table, head)]
