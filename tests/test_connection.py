@@ -11,10 +11,15 @@ a tiny server that writes exactly the bytes each test chooses, when it chooses,
 and reads and unmasks what the client sends back (pongs, close frames).
 
 The client is FastConnection through :class:`Recorder`, a subclass that only
-notes where each read (``buffer_updated``) ended: a test waits until the client has
-read a write before making the next one (so a split really is a split, and
-everything written has been handled before the test looks), with a deadline
-instead of a sleep.
+notes where each read ended: a test waits until the client has read a write
+before making the next one (so a split really is a split, and everything
+written has been handled before the test looks), with a deadline instead of a
+sleep.
+
+Every test runs on asyncio's own loop and on uvloop's: asyncio's transports
+read into FastConnection's buffer (``buffer_updated``), uvloop's hand it a new
+``bytes`` per read (``data_received``), since it takes any
+``asyncio.Protocol`` for an unbuffered one.
 """
 
 from __future__ import annotations
@@ -40,6 +45,12 @@ from websockets.protocol import State
 from polygon.streaming._connection import READ_BUFFER_SIZE, FastConnection, Message
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(10)]
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, bool]]:
+    return "asyncio", {"use_uvloop": request.param == "uvloop"}
+
 
 OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
 OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
@@ -231,7 +242,7 @@ class RawServer:
 
 
 class Recorder(FastConnection):
-    """FastConnection, noting the offset at which each read (``buffer_updated``) ended."""
+    """FastConnection, noting the offset at which each read ended."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -240,9 +251,15 @@ class Recorder(FastConnection):
         self._read_more = asyncio.Event()
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.bytes_read += nbytes
+        self._noting_read(nbytes, super().buffer_updated, nbytes)
+
+    def data_received(self, data: bytes) -> None:
+        self._noting_read(len(data), super().data_received, data)
+
+    def _noting_read(self, size: int, read: Callable[[Any], None], what: Any) -> None:
+        self.bytes_read += size
         self.read_ends.append(self.bytes_read)
-        super().buffer_updated(nbytes)
+        read(what)
         self._read_more.set()
 
     async def read_until(self, predicate: Callable[[], bool]) -> None:
@@ -344,6 +361,11 @@ async def test_mixed_lengths_in_one_write_delivered_in_order(server: RawServer) 
     await settle(ws, peer)
 
     assert received.messages == messages
+
+
+async def test_runs_on_the_loop_it_names(anyio_backend: tuple[str, dict[str, bool]]) -> None:
+    uses_uvloop = type(asyncio.get_running_loop()).__module__.startswith("uvloop")
+    assert uses_uvloop == anyio_backend[1]["use_uvloop"]
 
 
 async def test_every_read_lands_in_the_same_reused_buffer(server: RawServer) -> None:

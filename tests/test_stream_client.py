@@ -487,6 +487,33 @@ def test_usable_from_a_thread_running_an_asyncio_loop(sim: SimulatorThread) -> N
     assert results["loop_alive"] == "yes"
 
 
+@pytest.mark.timeout(20)
+def test_every_frame_arrives_when_the_event_loop_policy_is_uvloops(
+    sim: SimulatorThread,
+) -> None:
+    # The client's thread makes its loop with asyncio.new_event_loop(), so an
+    # application that called uvloop.install() gets a uvloop loop there, whose
+    # transports hand data over through data_received, not buffer_updated.
+    uvloop = pytest.importorskip("uvloop")
+    trades, batches = EventLog(), Recorder()
+    previous = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    try:
+        with make_client(sim) as client:
+            client.add_batch_handler(batches)
+            client.subscribe_stock_trades(["AAPL"], handler_function=trades)
+            client.start_stream_thread()
+            loop = client._loop_thread.loop
+            wait_server_topics(sim, {"T.AAPL"})
+            publish_frames(sim, [[trade(sim, "AAPL", q)] for q in range(500)])
+            trades.wait_count(500)
+    finally:
+        asyncio.set_event_loop_policy(previous)
+    assert type(loop).__module__.startswith("uvloop")
+    assert trades.sequence() == list(range(500))
+    assert len([b for (b,) in batches.snapshot() if b[0]["ev"] == "T"]) == 500
+
+
 # -- iter_messages -------------------------------------------------------------------------
 
 

@@ -92,8 +92,9 @@ class FastConnection(ClientConnection, asyncio.BufferedProtocol):
     """A :class:`~websockets.asyncio.client.ClientConnection` that hands messages
     to a callback (see the module docstring).
 
-    As an :class:`asyncio.BufferedProtocol` it has the transport read into one
-    reused buffer (:meth:`get_buffer`, :meth:`buffer_updated`).
+    As an :class:`asyncio.BufferedProtocol` it has asyncio's transports read
+    into one reused buffer (:meth:`get_buffer`, :meth:`buffer_updated`); uvloop's
+    call :meth:`data_received` instead, which takes the same road.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -232,6 +233,12 @@ class FastConnection(ClientConnection, asyncio.BufferedProtocol):
             self._read(bytes(self._read_view[:nbytes]))
         else:
             self._read_open(self._read_buffer, nbytes)
+        self._read_ended()
+
+    def data_received(self, data: bytes) -> None:
+        # uvloop calls this, with a new bytes object per read, for any subclass of
+        # asyncio.Protocol (websockets' connection is one), buffered or not.
+        self._read(data)
         self._read_ended()
 
     def _read(self, data: bytes) -> None:
