@@ -623,6 +623,29 @@ async def test_close_from_server_answered_after_all_data(server: RawServer) -> N
     assert (exc.rcvd.code, exc.rcvd.reason) == (1000, "bye")
 
 
+@pytest.mark.parametrize("how", ["close", "eof", "reset"])
+async def test_a_lost_connection_lets_go_of_its_read_buffer(server: RawServer, how: str) -> None:
+    # The connection object itself may live on until the cyclic garbage collector
+    # runs; a reconnecting client must not keep 256 KiB per old connection meanwhile.
+    ws, peer, received = await open_receiving(server)
+    await peer.send(texts(["before"]))
+    await settle(ws, peer)
+    assert len(ws.get_buffer(-1)) == READ_BUFFER_SIZE
+
+    if how == "close":
+        await peer.send(frame(OP_CLOSE, close_payload(1000)))
+        await peer.read_close()
+        peer.close()
+    elif how == "eof":
+        peer.close()
+    else:
+        peer.reset()
+    await closed(ws)
+
+    assert received.messages == ["before"]
+    assert len(ws.get_buffer(-1)) == 0
+
+
 @pytest.mark.parametrize("how", ["eof", "reset"])
 @pytest.mark.parametrize("cut", ["in header", "in payload"])
 async def test_connection_lost_mid_frame_delivers_complete_frames_only(

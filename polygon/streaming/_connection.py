@@ -394,4 +394,9 @@ class FastConnection(ClientConnection, asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        # Nothing is read any more. websockets' objects refer to each other, so the
+        # connection may wait for the cyclic garbage collector; its read buffer
+        # (256 KiB, a new one per reconnection) need not.
+        self._read_buffer = bytearray()
+        self._read_view = memoryview(self._read_buffer)
         self._wake_reader()
