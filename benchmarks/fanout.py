@@ -271,7 +271,7 @@ def one_run(events: int, per_frame: int, kind: str | None, workdir: Path) -> dic
 
 
 def median_of(runs: list[dict[str, Any]], key: str) -> float:
-    return statistics.median(run[key] for run in runs)
+    return float(statistics.median(run[key] for run in runs))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
