@@ -268,7 +268,7 @@ class FastConnection(ClientConnection, asyncio.BufferedProtocol):
             if offset < 0:
                 return
             if not self._cut(partial, 0, len(partial)):
-                super().data_received(bytes(data[offset:end]))
+                super().data_received(bytes(memoryview(data)[offset:end]))
                 return
             if self._delivery_paused:
                 partial += memoryview(data)[offset:end]

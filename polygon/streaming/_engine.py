@@ -334,15 +334,17 @@ class StreamEngine:
 
         def on_frame(frame: Message) -> None:
             try:
+                text = frame if type(frame) is str else None
+                maybe_status = text is not None and may_hold_status(text)
                 if (
                     put_raw_frames is not None
                     and not taps
-                    and type(frame) is str
-                    and not may_hold_status(frame)
+                    and text is not None
+                    and not maybe_status
                 ):
                     # A plain data frame for a consumer that decodes it itself.
                     stats.frames += 1
-                    raw.append(frame)
+                    raw.append(text)
                     if backpressure:
                         hand_over_raw()
                 else:
@@ -351,9 +353,9 @@ class StreamEngine:
                     # The common case inline (a text frame holding a list); anything
                     # else goes through _decode, which counts and logs it.
                     events: Any = None
-                    if type(frame) is str:
+                    if text is not None:
                         try:
-                            events = loads(frame)
+                            events = loads(text)
                         except orjson.JSONDecodeError:
                             events = None  # _decode counts and logs it
                     if type(events) is list:
@@ -362,7 +364,7 @@ class StreamEngine:
                         events = decode(frame)
                         if events is None:
                             return
-                    if type(frame) is str and may_hold_status(frame) and self._scan_status(events):
+                    if maybe_status and self._scan_status(events):
                         self._close_soon(ws)
                     put(events, frame)  # type: ignore[arg-type]
                     if taps:
