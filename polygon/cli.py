@@ -9,7 +9,10 @@
 (``redis://host:port/0``, ``nats://host:port``); see the scaling guide.
 
 Errors in the arguments or the environment give one line and exit code 2;
-a stream that stops with an error gives one line and exit code 1.
+a stream that stops with an error gives one line and exit code 1. When
+standard output is closed under it (``polygon-stream tail ... | head -3``), the
+command closes its connection, says nothing more and exits with 141, the status
+a shell reports for ``cat`` stopped by SIGPIPE (128 + 13).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -25,6 +29,7 @@ from typing import Any
 
 import orjson
 
+import polygon
 from polygon._cli_table import TableView, price_of, require_rich
 from polygon.enums import StreamCluster
 from polygon.streaming import _protocol as proto
@@ -37,6 +42,9 @@ from polygon.streaming.sinks import BufferedSink
 
 EXIT_USAGE = 2
 EXIT_STREAM_ERROR = 1
+# What a shell reports for a command killed by SIGPIPE (128 + 13), as for
+# ``cat`` in ``cat big | head -1``: the reader went away before the end.
+EXIT_OUTPUT_CLOSED = 128 + signal.SIGPIPE if hasattr(signal, "SIGPIPE") else 141
 
 
 # ``--sink`` URL schemes and the broker each means.
@@ -45,6 +53,22 @@ SINK_SCHEMES = {"redis": "redis", "rediss": "redis", "nats": "nats", "tls": "nat
 
 class UsageError(Exception):
     """A bad argument: reported as one line, never a traceback."""
+
+
+class OutputClosed(Exception):
+    """Standard output was closed by its reader (a ``BrokenPipeError`` on write)."""
+
+
+def _silence_stdout() -> None:
+    """Point standard output at the null device, so that the flush at exit cannot fail.
+
+    After a broken pipe, Python's own flush of ``sys.stdout`` at interpreter exit
+    would raise again and print "Exception ignored ..." on standard error.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def resolve_stream(cluster: StreamCluster, name: str) -> Stream:
@@ -116,6 +140,8 @@ class Tail:
         self.count = args.count
         self.duration = args.duration
         self.seen = 0
+        self.output_closed = False
+        self._flush_scheduled = False
         self.started = time.monotonic()
         self.sink_urls: list[str] = list(getattr(args, "sink", None) or [])
         self.sinks = [make_sink(url) for url in self.sink_urls]
@@ -128,16 +154,45 @@ class Tail:
         return self.format == "table"
 
     def on_event(self, event: dict[str, Any]) -> None:
-        if self.count is not None and self.seen >= self.count:
+        if self.output_closed or (self.count is not None and self.seen >= self.count):
             return  # the rest of the last frame, while the client closes
+        try:
+            self._show(event)
+        except BrokenPipeError:
+            self._stop_for_closed_output()
+            return
+        self.seen += 1
+        if self.count is not None and self.seen >= self.count:
+            asyncio.get_running_loop().create_task(self.client.close_stream())
+
+    def _show(self, event: dict[str, Any]) -> None:
         if self.view is not None:
             self.view.on_event(event)
-        elif self.format == "jsonl":
+            return
+        if self.format == "jsonl":
             sys.stdout.write(orjson.dumps(event).decode() + "\n")
         else:
             sys.stdout.write(format_line(self.cluster, event) + "\n")
-        self.seen += 1
-        if self.count is not None and self.seen >= self.count:
+        if not self._flush_scheduled:
+            # One flush per turn of the loop, not per event: a reader that has
+            # gone away is noticed within a frame, and a firehose is not slowed
+            # by a system call per line.
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self.output_closed:
+            return
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            self._stop_for_closed_output()
+
+    def _stop_for_closed_output(self) -> None:
+        if not self.output_closed:
+            self.output_closed = True
+            _silence_stdout()
             asyncio.get_running_loop().create_task(self.client.close_stream())
 
     async def run(self) -> None:
@@ -148,19 +203,34 @@ class Tail:
             return
         from rich.live import Live
 
-        with Live(self.view.render(), refresh_per_second=4) as live:
-            refresher = asyncio.get_running_loop().create_task(self._refresh(live))
-            try:
-                await self._stream()
-            finally:
-                refresher.cancel()
-                live.update(self.view.render())
+        # Refreshed from the loop rather than rich's own thread, so that a
+        # closed standard output is caught here like in the other formats.
+        live = Live(self.view.render(), auto_refresh=False)
+        self._render(live, start=True)
+        refresher = asyncio.get_running_loop().create_task(self._refresh(live))
+        try:
+            await self._stream()
+        finally:
+            refresher.cancel()
+            self._render(live, stop=True)
 
     async def _refresh(self, live: Any) -> None:
-        assert self.view is not None
-        while True:
+        while not self.output_closed:
             await asyncio.sleep(0.25)
-            live.update(self.view.render())
+            self._render(live)
+
+    def _render(self, live: Any, *, start: bool = False, stop: bool = False) -> None:
+        assert self.view is not None
+        if self.output_closed:
+            return
+        try:
+            if start:
+                live.start()
+            live.update(self.view.render(), refresh=True)
+            if stop:
+                live.stop()
+        except BrokenPipeError:
+            self._stop_for_closed_output()
 
     async def _stream(self) -> None:
         for sink in self.sinks:
@@ -203,7 +273,10 @@ async def _tail(args: argparse.Namespace, host: str) -> None:
     try:
         await _until_interrupted(tail.run())
     finally:
-        sys.stderr.write(tail.summary() + "\n")
+        if not tail.output_closed:
+            sys.stderr.write(tail.summary() + "\n")
+    if tail.output_closed:
+        raise OutputClosed
 
 
 async def _until_interrupted(work: Any) -> None:
@@ -253,8 +326,12 @@ async def _demo(args: argparse.Namespace) -> None:
 
 def _tail_arguments(parser: argparse.ArgumentParser, *, demo: bool = False) -> None:
     if demo:
-        parser.add_argument("cluster", nargs="?", default="stocks")
-        parser.add_argument("stream", nargs="?", default="trades")
+        parser.add_argument(
+            "cluster", nargs="?", default="stocks", help="the cluster (default: %(default)s)"
+        )
+        parser.add_argument(
+            "stream", nargs="?", default="trades", help="the stream (default: %(default)s)"
+        )
     else:
         parser.add_argument("cluster", help="stocks, options, forex, crypto or indices")
         parser.add_argument("stream", help="e.g. trades, quotes, minute_aggregates, T, AM, XL2")
@@ -269,8 +346,17 @@ def _tail_arguments(parser: argparse.ArgumentParser, *, demo: bool = False) -> N
         help="line: one line per event; jsonl: JSON lines; table: a live view (needs rich)",
     )
     parser.add_argument("--output", metavar="FILE", help="record every event (.gz compresses)")
-    parser.add_argument("--duration", type=float, default=8.0 if demo else None)
-    parser.add_argument("--count", type=int)
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=8.0 if demo else None,
+        metavar="SECONDS",
+        help="stop after this many seconds (default: "
+        + ("%(default)s)" if demo else "run until interrupted)"),
+    )
+    parser.add_argument(
+        "--count", type=int, metavar="N", help="stop after printing this many events"
+    )
     parser.add_argument(
         "--sink",
         action="append",
@@ -289,7 +375,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="polygon-stream",
         description="Stream, record, replay and simulate Polygon.io / Massive.com market data.",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {polygon.__version__}")
+    commands = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help="what to do (COMMAND --help tells more)",
+    )
     _tail_arguments(commands.add_parser("tail", help="print events from a stream"))
     _tail_arguments(commands.add_parser("demo", help="tail the local simulator"), demo=True)
     simulate = commands.add_parser("simulate", help="run the local market simulator")
@@ -307,8 +399,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--speed", type=float, default=1.0, help="1: the original pace; 10: ten times; 0: at once"
     )
     replay_.add_argument("--cluster", help="the recording's cluster (default: inferred)")
-    replay_.add_argument("--host", default="127.0.0.1")
-    replay_.add_argument("--port", type=int, default=8765)
+    replay_.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    replay_.add_argument(
+        "--port", type=int, default=8765, help="port to listen on, 0 for any (default: %(default)s)"
+    )
     replay_.add_argument(
         "--wait", type=float, default=3600.0, help="seconds to wait for a subscriber"
     )
@@ -334,6 +430,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             host = args.host or "socket.polygon.io"
             asyncio.run(_tail(args, host))
+    except (OutputClosed, BrokenPipeError):
+        _silence_stdout()
+        return EXIT_OUTPUT_CLOSED
     except (UsageError, ConfigurationError) as exc:
         sys.stderr.write(f"polygon-stream: {exc}\n")
         return EXIT_USAGE

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
 import pytest
 
-from polygon.cli import UsageError, format_line, main, resolve_stream
+import polygon
+from polygon.cli import (
+    EXIT_OUTPUT_CLOSED,
+    UsageError,
+    build_parser,
+    format_line,
+    main,
+    resolve_stream,
+)
 from polygon.enums import StreamCluster
 from polygon.streaming.recording import read_recording
 from polygon.streaming.simulator import SimulatorThread
@@ -220,3 +231,94 @@ def test_ctrl_c_exits_cleanly_with_a_summary() -> None:
     assert tail.returncode == 0
     assert "events in" in err
     assert "Traceback" not in err
+
+
+def test_a_closed_pipe_stops_tail_at_once_quietly_and_closes_the_connection() -> None:
+    with SimulatorThread(rate=200, batch_size=5) as sim:
+        tail = subprocess.Popen(
+            [*COMMAND, "tail", "stocks", "trades", "AAPL", "--host", sim.url, "--api-key", "k"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert tail.stdout is not None
+            for _ in range(3):  # what `| head -3` reads before it exits
+                assert tail.stdout.readline().startswith(b"T ")
+            session = sim.call(lambda: sim.simulator.sessions[0])
+            tail.stdout.close()
+            closed_at = time.monotonic()
+            _, err = tail.communicate(timeout=10)
+            took = time.monotonic() - closed_at
+            # The client ended the WebSocket with a normal closure, not a dropped socket.
+            sim.wait_for(lambda: session.connection.close_code is not None, what="the close")
+            close_code = sim.call(lambda: session.connection.close_code)
+        finally:
+            tail.kill()
+    assert tail.returncode == EXIT_OUTPUT_CLOSED == 141
+    assert err == b"", err.decode()
+    assert close_code == 1000
+    assert took < 5, f"{took:.1f} s to notice the closed pipe"
+
+
+def test_demo_into_head_exits_like_cat_in_a_shell_pipeline() -> None:
+    command = shlex.join([*COMMAND, "demo", "--duration", "60", "--rate", "50"])
+    result = subprocess.run(
+        ["bash", "-c", f"{command} | head -2; exit ${{PIPESTATUS[0]}}"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 141
+    assert len(result.stdout.splitlines()) == 2
+    assert "Traceback" not in result.stderr
+    assert "Exception ignored" not in result.stderr
+    assert result.stderr.startswith("demo: simulated stocks trades")
+    assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("module", ["polygon", "polygon.cli"])
+def test_version_and_python_dash_m(module: str) -> None:
+    version = subprocess.run(
+        [sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=20
+    )
+    assert version.returncode == 0
+    assert version.stdout.strip() == f"polygon-stream {polygon.__version__}"
+    usage = subprocess.run(
+        [sys.executable, "-m", module, "tail", "--help"], capture_output=True, text=True, timeout=20
+    )
+    assert usage.returncode == 0
+    assert usage.stdout.startswith("usage: polygon-stream tail ")
+
+
+# An option or positional line of --help with its text on the same line (after
+# two spaces), or on the next, more indented line.
+_HELP_ENTRY = re.compile(r"^  (\S.*?)(?:  +(\S.*))?$")
+
+
+def _entries_without_help(text: str) -> list[str]:
+    lines = text.splitlines()
+    missing = []
+    in_section = False
+    for number, line in enumerate(lines):
+        if line.endswith(":") and not line.startswith(" "):
+            in_section = line in ("options:", "optional arguments:", "positional arguments:")
+            continue
+        entry = _HELP_ENTRY.match(line)
+        if not in_section or entry is None or line.startswith("   "):
+            continue
+        following = lines[number + 1] if number + 1 < len(lines) else ""
+        if entry.group(2) is None and not following.startswith(" " * 6):
+            missing.append(entry.group(1))
+    return missing
+
+
+# simulate's options belong to the simulator's own work (issue 8's --speed/--start).
+@pytest.mark.parametrize("command", [[], ["tail"], ["demo"], ["replay"]])
+def test_every_option_has_help_text(command: list[str]) -> None:
+    parser = build_parser()
+    text = subprocess.run(
+        [*COMMAND, *command, "--help"], capture_output=True, text=True, timeout=20
+    ).stdout
+    assert "options:" in text or "optional arguments:" in text
+    assert _entries_without_help(text) == []
+    assert parser.prog == "polygon-stream"
