@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install brokers test lint typecheck pytest docs demo soak bench clean
+.PHONY: install brokers test lint typecheck pytest docs package demo soak bench clean
 
 install: $(STAMP)
 
@@ -43,7 +43,11 @@ pytest: $(STAMP) brokers
 docs: $(STAMP)
 	$(BIN)/sphinx-build -E -W --keep-going -n -q -b html docs docs/_build/html
 
-test: lint typecheck pytest docs
+# Builds the sdist and the wheel and checks what they carry (tests/check_package.py).
+package: $(STAMP)
+	$(BIN)/python tests/check_package.py
+
+test: lint typecheck pytest docs package
 
 demo: $(STAMP)
 	$(BIN)/polygon-stream demo
