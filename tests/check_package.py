@@ -14,6 +14,7 @@ naming each problem, when:
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -34,11 +35,31 @@ WANTED_CLASSIFIERS = [
 BAD_OUTPUT = re.compile(r"deprecat|license.*warn|warn.*license", re.IGNORECASE)
 
 
-def build(outdir: Path) -> list[str]:
+def clean_copy(target: Path) -> Path:
+    """The project's files (tracked or new, not ignored) copied to ``target``.
+
+    Built in place, setuptools would reuse the file list of a stale
+    ``*.egg-info`` and could hide a file that MANIFEST.in no longer ships.
+    """
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target
+
+
+def build(source: Path, outdir: Path) -> list[str]:
     """Build both distributions into ``outdir``; the output lines that are warnings."""
     result = subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel"]
-        + ["--outdir", str(outdir), str(ROOT)],
+        + ["--outdir", str(outdir), str(source)],
         capture_output=True,
         text=True,
         check=False,
@@ -69,7 +90,9 @@ def check_wheel(wheel: Path) -> list[str]:
     classifiers = metadata.get_all("Classifier") or []
     problems += [f"wheel: no classifier {c!r}" for c in WANTED_CLASSIFIERS if c not in classifiers]
     urls = " ".join(metadata.get_all("Project-URL") or [])
-    problems += [f"wheel: no {label} URL" for label in ("Documentation", "Source") if label not in urls]
+    problems += [
+        f"wheel: no {label} URL" for label in ("Documentation", "Source") if label not in urls
+    ]
     if not metadata.get_all("Author") and not metadata.get_all("Author-email"):
         problems.append("wheel: no author")
     if "parquet" not in (metadata.get_all("Provides-Extra") or []):
@@ -112,7 +135,8 @@ def check_sdist(sdist: Path, workdir: Path) -> list[str]:
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="polygon-package-") as tmp:
         outdir = Path(tmp) / "dist"
-        problems = [f"build: {line}" for line in build(outdir)]
+        source = clean_copy(Path(tmp) / "source")
+        problems = [f"build: {line}" for line in build(source, outdir)]
         (wheel,) = outdir.glob("*.whl")
         (sdist,) = outdir.glob("*.tar.gz")
         problems += check_wheel(wheel)
