@@ -57,9 +57,9 @@ def clean_copy(target: Path) -> Path:
 
 def build(source: Path, outdir: Path) -> list[str]:
     """Build both distributions into ``outdir``; the output lines that are warnings."""
+    command = [sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel"]
     result = subprocess.run(
-        [sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel"]
-        + ["--outdir", str(outdir), str(source)],
+        [*command, "--outdir", str(outdir), str(source)],
         capture_output=True,
         text=True,
         check=False,
