@@ -36,7 +36,7 @@ from polygon.streaming import _protocol as proto
 from polygon.streaming._channels import STREAMS, Stream, symbol_field
 from polygon.streaming.async_streaming import AsyncStreamClient
 from polygon.streaming.errors import ConfigurationError, PolygonStreamError
-from polygon.streaming.recording import Recorder, read_recording
+from polygon.streaming.recording import open_recorder, read_recording
 from polygon.streaming.simulator import MarketSimulator, infer_cluster, replay
 from polygon.streaming.sinks import BufferedSink
 
@@ -146,7 +146,11 @@ class Tail:
         self.sink_urls: list[str] = list(getattr(args, "sink", None) or [])
         self.sinks = [make_sink(url) for url in self.sink_urls]
         self.client = AsyncStreamClient(args.api_key, self.cluster, host=host)
-        self.recorder = Recorder(args.output) if args.output else None
+        self.recorder = (
+            open_recorder(args.output, [self.stream.event_code], flush_interval=args.flush_interval)
+            if args.output
+            else None
+        )
         self.view = TableView(self.cluster, lambda: self.client.stats) if self.table else None
 
     @property
@@ -345,7 +349,20 @@ def _tail_arguments(parser: argparse.ArgumentParser, *, demo: bool = False) -> N
         default="line",
         help="line: one line per event; jsonl: JSON lines; table: a live view (needs rich)",
     )
-    parser.add_argument("--output", metavar="FILE", help="record every event (.gz compresses)")
+    parser.add_argument(
+        "--output",
+        metavar="FILE",
+        help="record every event: JSON lines (.gz compresses), or Parquet for a name "
+        "ending in .parquet (needs pyarrow)",
+    )
+    parser.add_argument(
+        "--flush-interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="Parquet: write a row group at least this often while events arrive "
+        "(default: %(default)s)",
+    )
     parser.add_argument(
         "--duration",
         type=float,
@@ -394,7 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--key", action="append", help="accept only this API key (repeatable; default: any)"
     )
     replay_ = commands.add_parser("replay", help="serve a recording (from tail --output)")
-    replay_.add_argument("file", help="a JSON-lines recording (.gz allowed)")
+    replay_.add_argument(
+        "file", help="a recording: JSON lines (.gz allowed) or Parquet (a .parquet dataset)"
+    )
     replay_.add_argument(
         "--speed", type=float, default=1.0, help="1: the original pace; 10: ten times; 0: at once"
     )
