@@ -1,4 +1,4 @@
-"""Recording to JSON lines, replaying through the simulator, and the table view."""
+"""Recording to JSON lines and Parquet, replaying through the simulator, and the table view."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from polygon import AsyncStreamClient
 from polygon._cli_table import TableView
 from polygon.enums import StreamCluster
 from polygon.streaming._stats import StreamStats
-from polygon.streaming.recording import Recorder, read_recording
+from polygon.streaming.recording import Recorder, RecordingError, read_recording
 from polygon.streaming.simulator import MarketSimulator, infer_cluster, replay
 from polygon.streaming.simulator._replay import event_time_ms, frames
 
@@ -52,7 +52,7 @@ def test_a_recording_reads_back_the_same_events(tmp_path: Path, name: str) -> No
 def test_a_bad_line_is_named(tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_bytes(b'{"ev":"T"}\n\nnot json\n')
-    with pytest.raises(ValueError, match=r"bad.jsonl:3: not JSON"):
+    with pytest.raises(RecordingError, match=r"bad.jsonl:3: not JSON"):
         list(read_recording(path))
     path.write_bytes(b"[1, 2]\n")
     with pytest.raises(ValueError, match=r":1: not an event object"):
