@@ -1,8 +1,9 @@
 """Sphinx configuration for the polygon-streaming documentation.
 
 Built by ``make docs`` with warnings as errors and every cross-reference
-checked (``-W -n``). Only Sphinx and its bundled extensions are used; there is
-no network at build time, so there is no intersphinx either.
+checked (``-W -n``). Besides Sphinx's bundled extensions it uses the furo theme
+and sphinx-copybutton (the ``docs`` and ``dev`` extras); there is no network at
+build time, so there is no intersphinx.
 """
 
 from __future__ import annotations
@@ -103,10 +104,18 @@ version = ".".join(release.split(".")[:2])
 
 # -- General -------------------------------------------------------------------------------
 
-extensions = ["sphinx.ext.autodoc"]
+extensions = ["sphinx.ext.autodoc", "sphinx_copybutton"]
 exclude_patterns = ["_build"]
 default_role = "code"
-pygments_style = "sphinx"
+
+# A signature longer than this is written one parameter per line, so the
+# clients' constructors read as a list rather than a wrapped paragraph.
+maximum_signature_line_length = 88
+
+# The copy button leaves prompts and output out of what it copies.
+copybutton_prompt_text = r"\$ |>>> |\.\.\. "
+copybutton_prompt_is_regexp = True
+copybutton_only_copy_prompt_lines = False
 
 # -- autodoc -------------------------------------------------------------------------------
 
@@ -184,10 +193,10 @@ def setup(app: Any) -> None:
 
 # -- HTML ----------------------------------------------------------------------------------
 
-html_theme = "alabaster"
+# furo: a maintained theme that uses the whole width of a desktop screen for
+# code and collapses its sidebar into a menu on a phone; light and dark modes.
+html_theme = "furo"
 html_title = f"polygon-streaming {release}"
-html_theme_options = {
-    "description": "Real-time market data from Polygon.io / Massive.com over WebSockets",
-    "fixed_sidebar": True,
-}
 html_static_path: list[str] = []
+pygments_style = "friendly"
+pygments_dark_style = "monokai"

@@ -102,6 +102,19 @@ def check_wheel(wheel: Path) -> list[str]:
     return problems
 
 
+def check_readme(readme: str) -> list[str]:
+    """The README is the PyPI page: it starts with pip install and warns what a pip user needs."""
+    problems: list[str] = []
+    first_block = readme.split("```")[1] if "```" in readme else ""
+    if "pip install polygon-streaming" not in first_block:
+        problems.append("README: its first code block is not `pip install polygon-streaming`")
+    wanted = ["make demo", "make test", "polygon-api-client", "await main()", "[parquet]"]
+    problems += [f"README: no mention of {text!r}" for text in wanted if text not in readme]
+    if readme.index("polygon-api-client") > readme.index("## "):
+        problems.append("README: the shared import name is not said near the top")
+    return problems
+
+
 def check_sdist(sdist: Path, workdir: Path) -> list[str]:
     problems: list[str] = []
     with tarfile.open(sdist) as archive:
@@ -140,6 +153,7 @@ def main() -> int:
         (wheel,) = outdir.glob("*.whl")
         (sdist,) = outdir.glob("*.tar.gz")
         problems += check_wheel(wheel)
+        problems += check_readme((ROOT / "README.md").read_text(encoding="utf-8"))
         unpacked = Path(tmp) / "sdist"
         unpacked.mkdir()
         problems += check_sdist(sdist, unpacked)

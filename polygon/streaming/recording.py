@@ -10,6 +10,21 @@ Two formats, one interface (``write_batch``, ``write``, ``close``, ``count``):
 :func:`open_recorder` picks one by the path; :func:`read_recording` reads either
 back as the same dicts, and the simulator can play a recording back to any
 client (``polygon-stream replay FILE``).
+
+Recording from a client, then analysing with pandas (or polars)::
+
+    from polygon.streaming.recording import ParquetRecorder
+
+    async with AsyncStreamClient(None, "stocks") as client:
+        with ParquetRecorder("trades.parquet", event_types=["T"]) as recorder:
+            client.add_batch_handler(recorder.write_batch)
+            await client.subscribe_stock_trades(["AAPL", "MSFT"])
+            await client.handle_messages(reconnect=True)
+
+    import pandas as pd  # or: polars.read_parquet("trades.parquet/*.parquet")
+
+    trades = pd.read_parquet("trades.parquet")  # t is a UTC datetime column
+    per_minute = trades.set_index("t").groupby("sym").p.resample("1min").ohlc()
 """
 
 from __future__ import annotations
