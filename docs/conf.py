@@ -112,6 +112,10 @@ default_role = "code"
 # clients' constructors read as a list rather than a wrapped paragraph.
 maximum_signature_line_length = 88
 
+# The page's table of contents lists methods by their own names
+# (``handle_messages()``), which fit its narrow column, not ``Class.method()``.
+toc_object_entries_show_parents = "hide"
+
 # The copy button leaves prompts and output out of what it copies.
 copybutton_prompt_text = r"\$ |>>> |\.\.\. "
 copybutton_prompt_is_regexp = True
@@ -197,6 +201,7 @@ def setup(app: Any) -> None:
 # code and collapses its sidebar into a menu on a phone; light and dark modes.
 html_theme = "furo"
 html_title = f"polygon-streaming {release}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 pygments_style = "friendly"
 pygments_dark_style = "monokai"
