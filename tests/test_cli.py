@@ -123,8 +123,9 @@ def test_demo_streams_simulated_trades_for_its_duration() -> None:
     assert "events in" in result.stderr
 
 
-def test_record_then_replay_gives_back_the_same_events(tmp_path: Path) -> None:
-    recording = tmp_path / "trades.jsonl.gz"
+@pytest.mark.parametrize("name", ["trades.jsonl.gz", "trades.parquet"])
+def test_record_then_replay_gives_back_the_same_events(tmp_path: Path, name: str) -> None:
+    recording = tmp_path / name
     with SimulatorThread(rate=300, batch_size=5) as sim:
         recorded = subprocess.run(
             [
@@ -140,7 +141,15 @@ def test_record_then_replay_gives_back_the_same_events(tmp_path: Path) -> None:
     assert recorded.returncode == 0, recorded.stderr
     events = list(read_recording(recording))
     assert len(events) >= 30
-    assert f"recorded {len(events)}" in recorded.stderr
+    assert events[:30] == [orjson.loads(line) for line in recorded.stdout.splitlines()]
+    assert f"recorded {len(events)} to {recording}" in recorded.stderr
+    if recording.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(recording)  # typed columns, as recorded
+        assert table.schema.field("t").type == pa.timestamp("ms", tz="UTC")
+        assert table.column("p").to_pylist() == [e["p"] for e in events]
 
     replayer = subprocess.Popen(
         [*COMMAND, "replay", str(recording), "--port", "0", "--speed", "0"],

@@ -58,8 +58,35 @@ def _open(path: Path, mode: str) -> IO[bytes]:
     return open(path, mode + "b")
 
 
-class Recorder:
+class _RecorderBase:
+    """What both recorders share: a per-event handler and the ``with`` block."""
+
+    def write_batch(self, events: list[Event]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def write(self, event: Event) -> None:
+        """Take one event; usable as a per-event handler."""
+        self.write_batch([event])
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Recorder(_RecorderBase):
     """Writes events to a JSON-lines file; usable as a batch handler.
+
+    ``write(event)`` takes one event, for use as a per-event handler.
 
     :param path: where to write; ``.gz`` compresses.
     :param include_status: also record status events.
@@ -88,23 +115,8 @@ class Recorder:
             self._file.write(b"\n".join(lines) + b"\n")
             self.count += len(lines)
 
-    def write(self, event: Event) -> None:
-        """Write one event; usable as a per-event handler."""
-        self.write_batch([event])
-
     def close(self) -> None:
         self._file.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def read_recording(path: str | Path) -> Iterator[Event]:
@@ -216,7 +228,7 @@ def _read_parquet(path: Path) -> Iterator[Event]:
     )
 
 
-class ParquetRecorder:
+class ParquetRecorder(_RecorderBase):
     """Writes events to Parquet, one typed table per event type; usable as a batch handler.
 
     Each event type is a dataset: a directory of part files (``part-00000.parquet``,
@@ -234,7 +246,8 @@ class ParquetRecorder:
     where the specification says nanoseconds), conditions ``list<int64>``. A
     field the specification does not list, or a value that does not fit its
     column, is kept in the JSON column ``_extra``, so :func:`read_recording`
-    gives every event back as it came.
+    gives every event back as it came. ``write(event)`` takes one event, for
+    use as a per-event handler.
 
     :param path: the dataset of the recording (see :func:`dataset_path` for
         where each event type goes). An existing dataset is added to, never
@@ -304,10 +317,6 @@ class ParquetRecorder:
             if self._waiting.get(code) and now - first_at >= self.flush_interval:
                 self._flush(code)
 
-    def write(self, event: Event) -> None:
-        """Take one event; usable as a per-event handler."""
-        self.write_batch([event])
-
     def flush(self) -> None:
         """Write every waiting event now, one row group per event type."""
         for code in list(self._waiting):
@@ -336,17 +345,6 @@ class ParquetRecorder:
         self._arrow.write_part(table, dataset / f"part-{number:05d}.parquet")
         self._next_part[code] = number + 1
         self.parts_written += 1
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def open_recorder(
