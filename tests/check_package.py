@@ -31,6 +31,8 @@ WANTED_CLASSIFIERS = [
     "Topic :: Office/Business :: Financial :: Investment",
     "Framework :: AsyncIO",
 ]
+# What a copy of a tree that is not a git checkout leaves out.
+NOT_SOURCE = (".venv", "build", "dist", "_build", "*.egg-info", "__pycache__", ".*_cache")
 # Lines of a build's output that mean the metadata needs attention.
 BAD_OUTPUT = re.compile(r"deprecat|license.*warn|warn.*license", re.IGNORECASE)
 
@@ -45,9 +47,12 @@ def clean_copy(target: Path) -> Path:
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
         cwd=ROOT,
         capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
+        check=False,
+    )
+    if listed.returncode != 0:  # not a git checkout (an unpacked sdist): copy it whole
+        shutil.copytree(ROOT, target, ignore=shutil.ignore_patterns(*NOT_SOURCE))
+        return target
+    for name in filter(None, listed.stdout.decode().split("\0")):
         source = ROOT / name
         if source.is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
