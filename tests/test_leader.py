@@ -312,15 +312,19 @@ async def test_sigterm_of_the_holder_hands_over_within_two_seconds(
     monitor.check()
 
 
+@pytest.mark.parametrize("outage", ["paused", "stopped"])
 async def test_a_broker_gone_longer_than_the_lease_stops_every_publisher_then_resumes(
-    publishers: Publishers, market: MarketSimulator, broker: RedisServer | NatsServer
+    publishers: Publishers,
+    market: MarketSimulator,
+    broker: RedisServer | NatsServer,
+    outage: str,
 ) -> None:
     monitor = Monitor(market)
     try:
         publishers.start()
         publishers.start()
         await one_connected(market)
-        broker.pause()
+        broker.pause() if outage == "paused" else broker.stop()
         try:
             # The holder cannot renew: it disconnects before its lease could expire.
             await market.wait_for(
@@ -329,7 +333,7 @@ async def test_a_broker_gone_longer_than_the_lease_stops_every_publisher_then_re
             await asyncio.sleep(publishers.lease)
             assert not market.sessions, "a publisher connected without the lease"
         finally:
-            broker.resume()
+            broker.resume() if outage == "paused" else broker.start()
         await one_connected(market, within=publishers.lease * 5 + 10)
         assert any("stepping down" in publishers.log(p) for p in publishers.procs)
     finally:

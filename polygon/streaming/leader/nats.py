@@ -13,11 +13,14 @@ set when it is created, and a lock whose lease differs refuses to start.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from typing import Any
 
 from polygon.streaming.errors import ConfigurationError
 from polygon.streaming.leader._lease import DEFAULT_LEASE, LeaderLock
+
+logger = logging.getLogger("polygon.streaming.leader")
 
 try:
     import nats
@@ -34,6 +37,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 DEFAULT_BUCKET = "polygon_leader"
+
+
+async def _ignore_error(error: Exception) -> None:
+    logger.debug("the lock's NATS connection: %r", error)
 
 
 class NatsLeaderLock(LeaderLock):
@@ -71,6 +78,8 @@ class NatsLeaderLock(LeaderLock):
                 connect_timeout=max(1, math.ceil(timeout)),
                 allow_reconnect=False,
                 max_reconnect_attempts=0,
+                # The lock reports its own failures; nats-py's default logs tracebacks.
+                error_cb=_ignore_error,
             )
             try:
                 self._kv = await self._bucket(nc.jetstream(timeout=timeout))
