@@ -54,7 +54,7 @@ demo: $(STAMP)
 
 # The long soak (make test runs a short one); POLYGON_SOAK_SECONDS overrides.
 soak: $(STAMP)
-	POLYGON_SOAK_SECONDS=$${POLYGON_SOAK_SECONDS:-300} $(BIN)/pytest -q -m soak -s --timeout=3600 tests/test_soak.py
+	POLYGON_SOAK_SECONDS=$${POLYGON_SOAK_SECONDS:-300} $(BIN)/pytest -q -m soak -s --timeout=3600 tests/test_soak.py tests/test_leader_soak.py
 
 # Benchmarks against the floor (not part of make test).
 bench: $(STAMP)

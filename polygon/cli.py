@@ -4,6 +4,9 @@
 - ``polygon-stream simulate``: run the local market simulator.
 - ``polygon-stream demo``: start the simulator in-process and tail it.
 - ``polygon-stream replay FILE``: serve a recording (from ``tail --output``).
+- ``polygon-stream publish CLUSTER STREAM [SYMBOLS...] --sink URL``: publish a
+  stream to brokers and print nothing else; with ``--leader-lock URL``, only
+  while holding the lease, so spares can stand by.
 
 ``tail`` and ``demo`` also publish every event to brokers given with ``--sink``
 (``redis://host:port/0``, ``nats://host:port``); see the scaling guide.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -34,8 +38,16 @@ from polygon._cli_table import TableView, price_of, require_rich
 from polygon.enums import StreamCluster
 from polygon.streaming import _protocol as proto
 from polygon.streaming._channels import STREAMS, Stream, symbol_field
+from polygon.streaming._config import resolve_api_key
 from polygon.streaming.async_streaming import AsyncStreamClient
 from polygon.streaming.errors import ConfigurationError, PolygonStreamError
+from polygon.streaming.leader import (
+    DEFAULT_LEASE,
+    LeaderState,
+    Publisher,
+    default_lock_name,
+    lock_from_url,
+)
 from polygon.streaming.recording import open_recorder, read_recording
 from polygon.streaming.simulator import MarketSimulator, infer_cluster, replay
 from polygon.streaming.sinks import BufferedSink
@@ -321,6 +333,79 @@ async def _replay(args: argparse.Namespace) -> None:
         sys.stderr.write(f"replayed {sent} events\n")
 
 
+async def _publish(args: argparse.Namespace) -> None:
+    """Publish one stream to the sinks until SIGTERM/Ctrl-C; state changes on stderr."""
+    cluster = proto.normalize_cluster(args.cluster)
+    stream = resolve_stream(cluster, args.stream)
+    if not args.sink:
+        raise UsageError("publish needs at least one --sink URL")
+    key = resolve_api_key(args.api_key)
+    lock = None
+    if args.leader_lock:
+        name = args.lock_name or default_lock_name(cluster.value, key)
+        try:
+            lock = lock_from_url(args.leader_lock, name, lease=args.lease)
+        except ImportError as exc:
+            raise UsageError(str(exc)) from None
+
+    def on_state(state: LeaderState, reason: str) -> None:
+        sys.stderr.write(f"publish: {state.value}: {reason}\n")
+        sys.stderr.flush()
+
+    factories = [functools.partial(make_sink, url) for url in args.sink]
+    publisher = Publisher(
+        key,
+        cluster,
+        stream.name,
+        args.symbols,
+        factories,
+        lock=lock,
+        host=args.host or "socket.polygon.io",
+        on_state=on_state,
+    )
+    if lock is None:
+        on_state(LeaderState.LEADER, "publishing (no --leader-lock)")
+    try:
+        await _until_interrupted(publisher.run())
+    finally:
+        sys.stderr.write(f"publish: published {publisher.published}, dropped {publisher.dropped}\n")
+
+
+def _publish_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("cluster", help="stocks, options, forex, crypto or indices")
+    parser.add_argument("stream", help="e.g. trades, quotes, minute_aggregates, T, AM, XL2")
+    parser.add_argument("symbols", nargs="*", help="symbols (none: every symbol)")
+    parser.add_argument(
+        "--api-key", help="the API key (default: POLYGON_API_KEY / MASSIVE_API_KEY)"
+    )
+    parser.add_argument("--host", default=None, help="hostname or ws:// URL of a server")
+    parser.add_argument(
+        "--sink",
+        action="append",
+        metavar="URL",
+        help="publish every event to this broker: redis://host:port/db or "
+        "nats://host:port (repeatable; at least one)",
+    )
+    parser.add_argument(
+        "--leader-lock",
+        metavar="URL",
+        help="run as one of several publishers: only the holder of a lease in this "
+        "broker (redis://... or nats://...) connects",
+    )
+    parser.add_argument(
+        "--lease",
+        type=float,
+        default=DEFAULT_LEASE,
+        metavar="SECONDS",
+        help=f"how long a lease lasts without renewal (default {DEFAULT_LEASE:g}); "
+        "a standby takes over at most this long after the holder dies",
+    )
+    parser.add_argument(
+        "--lock-name",
+        help="the lock's name (default: the cluster and a hash of the API key)",
+    )
+
+
 async def _demo(args: argparse.Namespace) -> None:
     async with MarketSimulator(rate=args.rate, batch_size=5) as sim:
         sys.stderr.write(f"demo: simulated {args.cluster} {args.stream} from {sim.url}\n")
@@ -427,6 +512,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay_.add_argument(
         "--wait", type=float, default=3600.0, help="seconds to wait for a subscriber"
     )
+    _publish_arguments(
+        commands.add_parser("publish", help="publish a stream to brokers, optionally as a leader")
+    )
     return parser
 
 
@@ -444,6 +532,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_until_interrupted(_simulate(args)))
         elif args.command == "replay":
             asyncio.run(_until_interrupted(_replay(args)))
+        elif args.command == "publish":
+            asyncio.run(_publish(args))
         elif args.command == "demo":
             asyncio.run(_demo(args))
         else:

@@ -123,6 +123,8 @@ class MarketSimulator:
 
         self.actions: list[tuple[int, StreamCluster, dict[str, Any]]] = []
         self.connections_accepted = 0
+        # Sessions ended because a newer one on the same key and cluster logged in.
+        self.evictions = 0
         self._sessions: dict[int, Session] = {}
         self._last_session_id = 0
         self._connections: set[ServerConnection] = set()
@@ -428,6 +430,7 @@ class MarketSimulator:
         excess = len(peers) - self.max_connections_per_key
         for old in peers[: max(excess, 0)]:
             logger.debug("session %d evicted by session %d", old.id, newcomer.id)
+            self.evictions += 1
             old.closing = True
             self._spawn(self._end(old, "max_connections", MAX_CONNECTIONS_MESSAGE))
 
