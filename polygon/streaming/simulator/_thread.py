@@ -19,6 +19,7 @@ from typing import Any, TypeVar, overload
 
 from typing_extensions import Self
 
+from polygon.streaming.simulator._clock import MarketStart
 from polygon.streaming.simulator._server import MarketSimulator
 
 logger = logging.getLogger("polygon.streaming.simulator")
@@ -46,6 +47,8 @@ class SimulatorThread:
         rate: float = 100.0,
         batch_size: int = 10,
         seed: int | None = None,
+        speed: float = 1.0,
+        start: MarketStart = None,
         max_connections_per_key: int = 1,
         auth_timeout: float | None = 10.0,
         ping_interval: float | None = None,
@@ -59,6 +62,8 @@ class SimulatorThread:
             rate=rate,
             batch_size=batch_size,
             seed=seed,
+            speed=speed,
+            start=start,
             max_connections_per_key=max_connections_per_key,
             auth_timeout=auth_timeout,
             ping_interval=ping_interval,
