@@ -377,7 +377,9 @@ class EventFactory:
         volume = round(window.volume)
         if self._cluster is StreamCluster.FOREX:
             return ohlc | {"v": volume} | span
-        average_size = max(round(window.volume / window.count), 1) if window.count else 0
+        # The specification makes sizes in bars integers: crypto's fractional
+        # sizes are rounded, so a window of small trades may show 0.
+        average_size = round(window.volume / window.count) if window.count else 0
         if self._cluster is StreamCluster.CRYPTO:
             return ohlc | {"v": volume} | span | {"vw": _vwap(window.vwap), "z": average_size}
         event: Event = {
@@ -395,12 +397,16 @@ class EventFactory:
             event["otc"] = True
         return event
 
-    def _luld_record(self, symbol: str, ins: _Instrument, t: int, reference: float) -> Event:
-        """Limit up/limit down bands around ``reference`` (5 %, 20 % under $3)."""
+    def _luld_band(self, reference: float) -> tuple[float, float]:
+        """Limit up/limit down prices around ``reference``: 5 %, or 20 % under $3."""
         band = 0.05 if reference >= 3 else 0.20
+        return self._round(reference * (1 + band)), self._round(reference * (1 - band))
+
+    def _luld_record(self, symbol: str, ins: _Instrument, t: int, reference: float) -> Event:
+        high, low = self._luld_band(reference)
         return {
-            "h": self._round(reference * (1 + band)),
-            "l": self._round(reference * (1 - band)),
+            "h": high,
+            "l": low,
             "i": [ins.rng.choice((17, 21, 22))],
             "z": _TAPES.get(symbol, 3),
             "t": t,
@@ -423,7 +429,7 @@ class EventFactory:
 
     def _value_record(self, event_code: str, t: int, value: float) -> Event:
         """An index value (``V``), a fair market value (``FMV``) or a value (``LV``)."""
-        return {"fmv" if event_code == "FMV" else "val": self._round(value), "t": t}
+        return {"fmv" if event_code == "FMV" else "val": float(value), "t": t}
 
     # -- one-off events for make() ------------------------------------------
 
@@ -482,7 +488,8 @@ class EventFactory:
 
     def _make_value(self, event_code: str) -> Callable[[str, _Instrument, int], Event]:
         def make(symbol: str, ins: _Instrument, t: int) -> Event:
-            return self._value_record(event_code, t, self._step(ins, _VOLATILITY[self._cluster]))
+            value = self._round(self._step(ins, _VOLATILITY[self._cluster]))
+            return self._value_record(event_code, t, value)
 
         return make
 

@@ -70,7 +70,7 @@ class SymbolMarket:
         self._second: Window | None = None
         self._minute: Window | None = None
         self._history: deque[tuple[int, float, float]] = deque()  # (second, notional, volume)
-        self._luld_reference: float | None = None
+        self._luld_bands: tuple[float, float] | None = None  # the last sent
 
     @property
     def symbol(self) -> str:
@@ -92,8 +92,7 @@ class SymbolMarket:
         self.advance(at_ms, rate)  # the moments before anyone subscribed: not sent
         if self._cluster is not StreamCluster.STOCKS:
             return []
-        self._luld_reference = self._last_print
-        return [self._luld(int(at_ms), self._luld_reference)]
+        return [self._luld(int(at_ms), self._last_print)]
 
     def close(self) -> None:
         """Stop generating; windows still open are dropped (they will not be complete)."""
@@ -217,25 +216,23 @@ class SymbolMarket:
         out.append(self._event("LV", record("LV", t, self._mid)))
 
     def _stock_notices(self, boundary: int, out: list[Event]) -> None:
-        """Limit up/limit down bands when the reference moved; now and then an imbalance."""
+        """Limit up/limit down bands when they moved; now and then an imbalance."""
         if boundary % LULD_EVERY_MS == 0:
             while self._history and self._history[0][0] < boundary - LULD_HISTORY_MS:
                 self._history.popleft()
             volume = sum(v for _, _, v in self._history)
             if volume > 0:
                 reference = sum(n for _, n, _ in self._history) / volume
-                factory = self._factory
-                if factory._round(reference) != factory._round(self._luld_reference or 0.0):
-                    self._luld_reference = reference
+                if self._factory._luld_band(reference) != self._luld_bands:
                     out.append(self._luld(boundary, reference))
         if self._ins.rng.random() < _IMBALANCE_CHANCE_PER_SECOND:
             record = self._factory._imbalance_record(self._ins, boundary, self._mid)
             out.append(self._event("NOI", record))
 
     def _luld(self, t: int, reference: float) -> Event:
-        return self._event(
-            "LULD", self._factory._luld_record(self._symbol, self._ins, t, reference)
-        )
+        self._luld_bands = self._factory._luld_band(reference)
+        record = self._factory._luld_record(self._symbol, self._ins, t, reference)
+        return self._event("LULD", record)
 
     def _event(self, code: str, body: Event) -> Event:
         return self._factory._event(code, self._symbol, body)
