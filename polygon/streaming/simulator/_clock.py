@@ -62,11 +62,14 @@ def check_speed(speed: float) -> float:
 class MarketClock:
     """Market time in Unix milliseconds, running ``speed`` times the wall clock.
 
-    Until :meth:`begin` is called it stands still at its start; after that it
-    runs. With no ``start`` it begins at the wall-clock time of :meth:`begin`.
+    ``start`` is an ISO 8601 time (``"2025-06-02T13:30:00Z"``; without an
+    offset, UTC) or Unix milliseconds. Until :meth:`begin` is called the clock
+    stands still at its start; after that it runs. With no ``start`` it begins
+    at the wall-clock time of :meth:`begin`. Bad values raise
+    :class:`~polygon.streaming.errors.ConfigurationError` naming them.
     """
 
-    def __init__(self, speed: float = 1.0, start: MarketStart = None) -> None:
+    def __init__(self, speed: float = 1.0, start: str | float | None = None) -> None:
         self._speed = check_speed(speed)
         self._start_ms = parse_start(start)
         self._anchor: float | None = None  # time.monotonic() when the clock began

@@ -26,7 +26,7 @@ from websockets.http11 import Request, Response
 
 from polygon.enums import StreamCluster
 from polygon.streaming._redact import RedactingLogger
-from polygon.streaming.simulator._clock import MarketClock, MarketStart
+from polygon.streaming.simulator._clock import MarketClock
 from polygon.streaming.simulator._data import EventFactory
 from polygon.streaming.simulator._feed import Feed
 from polygon.streaming.simulator._session import (
@@ -94,9 +94,9 @@ class MarketSimulator:
     quotes together) each symbol gets per second of market time; ``rate=0``
     turns data generation off, so a test controls every event with
     :meth:`publish`. Market time runs ``speed`` times the wall clock from
-    ``start`` (an ISO time such as ``"2025-06-02T13:30:00Z"``, a
-    :class:`~datetime.datetime` or Unix milliseconds; by default the time the
-    simulator first starts); see :attr:`clock`.
+    ``start`` (an ISO 8601 time such as ``"2025-06-02T13:30:00Z"``, or Unix
+    milliseconds; by default the time the simulator first starts); see
+    :attr:`clock`.
     """
 
     def __init__(
@@ -109,7 +109,7 @@ class MarketSimulator:
         batch_size: int = 10,
         seed: int | None = None,
         speed: float = 1.0,
-        start: MarketStart = None,
+        start: str | float | None = None,
         max_connections_per_key: int = 1,
         auth_timeout: float | None = 10.0,
         ping_interval: float | None = None,

@@ -19,7 +19,6 @@ from typing import Any, TypeVar, overload
 
 from typing_extensions import Self
 
-from polygon.streaming.simulator._clock import MarketStart
 from polygon.streaming.simulator._server import MarketSimulator
 
 logger = logging.getLogger("polygon.streaming.simulator")
@@ -48,7 +47,7 @@ class SimulatorThread:
         batch_size: int = 10,
         seed: int | None = None,
         speed: float = 1.0,
-        start: MarketStart = None,
+        start: str | float | None = None,
         max_connections_per_key: int = 1,
         auth_timeout: float | None = 10.0,
         ping_interval: float | None = None,
