@@ -297,3 +297,15 @@ def test_the_generated_market_sends_exactly_the_spec_fields(
     assert set(seen) == set(event_codes(cluster))
     for code, fields in seen.items():
         assert fields == set(schema_properties(spec, SCHEMA_NAMES[cluster][code])), code
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("cluster", list(StreamCluster), ids=lambda c: c.value)
+def test_one_off_bars_span_their_window(cluster: StreamCluster) -> None:
+    factory = EventFactory(cluster, seed=2, clock=lambda: 1_748_871_000_123)
+    for code in event_codes(cluster):
+        if code in ("A", "CAS", "XAS", "AM", "CA", "XA"):
+            bar = factory.make(code, default_symbols(cluster)[0])
+            length = 60_000 if code in ("AM", "CA", "XA") else 1_000
+            assert bar["e"] - bar["s"] == length and bar["s"] % length == 0, bar
+            assert bar["e"] <= 1_748_871_000_123, bar

@@ -20,7 +20,7 @@ from typing import Any
 
 from polygon.enums import StreamCluster
 from polygon.streaming._channels import event_codes, symbol_field
-from polygon.streaming.simulator._bars import DayTally, Window
+from polygon.streaming.simulator._bars import MINUTE_MS, SECOND_MS, DayTally, Window
 
 Event = dict[str, Any]
 
@@ -434,13 +434,14 @@ class EventFactory:
     # -- one-off events for make() ------------------------------------------
 
     def _maker_table(self) -> dict[str, Callable[[str, _Instrument, int], Event]]:
-        trade, quote, bar = self._make_trade, self._make_quote, self._make_bar
+        trade, quote = self._make_trade, self._make_quote
+        second, minute = self._make_bar(SECOND_MS), self._make_bar(MINUTE_MS)
         by_cluster: dict[StreamCluster, dict[str, Callable[[str, _Instrument, int], Event]]] = {
-            StreamCluster.STOCKS: {"T": trade, "Q": quote, "A": bar, "AM": bar},
-            StreamCluster.OPTIONS: {"T": trade, "Q": quote, "A": bar, "AM": bar},
-            StreamCluster.FOREX: {"C": quote, "CA": bar, "CAS": bar},
-            StreamCluster.CRYPTO: {"XT": trade, "XQ": quote, "XA": bar, "XAS": bar},
-            StreamCluster.INDICES: {"A": bar, "AM": bar},
+            StreamCluster.STOCKS: {"T": trade, "Q": quote, "A": second, "AM": minute},
+            StreamCluster.OPTIONS: {"T": trade, "Q": quote, "A": second, "AM": minute},
+            StreamCluster.FOREX: {"C": quote, "CA": minute, "CAS": second},
+            StreamCluster.CRYPTO: {"XT": trade, "XQ": quote, "XA": minute, "XAS": second},
+            StreamCluster.INDICES: {"A": second, "AM": minute},
         }
         table = by_cluster[self._cluster]
         table.update(
@@ -468,17 +469,25 @@ class EventFactory:
         bid, ask = self._spread(ins, self._step(ins, _VOLATILITY[self._cluster]))
         return self._book_record(ins, t, bid, ask)
 
-    def _make_bar(self, symbol: str, ins: _Instrument, t: int) -> Event:
-        """A bar of the window that ended last, made of a few prints of the walk."""
-        length = 60_000 if ins.rng.random() < 0.5 else 1_000
-        window = Window.opening(t - length, length, self._round(ins.price))
-        sigma = _VOLATILITY[self._cluster]
-        for _ in range(ins.rng.randint(1, 20)):
-            price = self._round(self._step(ins, sigma))
-            size = 1.0 if self._cluster in _QUOTED else float(self._trade_size(ins))
-            window.add(price, 0.0 if self._cluster is StreamCluster.INDICES else size)
-            self._record_day(ins, window.start, price, size)
-        return self._bar_record(symbol, ins, window)
+    def _make_bar(self, length: int) -> Callable[[str, _Instrument, int], Event]:
+        """Makes bars of ``length`` ms: the window that ended last, a few prints of the walk."""
+
+        def make(symbol: str, ins: _Instrument, t: int) -> Event:
+            window = Window.opening(t - length, length, self._round(ins.price))
+            sigma = _VOLATILITY[self._cluster]
+            for _ in range(ins.rng.randint(1, 20)):
+                price = self._round(self._step(ins, sigma))
+                if self._cluster is StreamCluster.INDICES:
+                    size = 0.0
+                elif self._cluster is StreamCluster.FOREX:
+                    size = 1.0  # forex bars count quotes
+                else:
+                    size = float(self._trade_size(ins))
+                window.add(price, size)
+                self._record_day(ins, window.start, price, size)
+            return self._bar_record(symbol, ins, window)
+
+        return make
 
     def _make_luld(self, symbol: str, ins: _Instrument, t: int) -> Event:
         return self._luld_record(symbol, ins, t, self._step(ins, _VOLATILITY[self._cluster] / 5))
@@ -492,10 +501,6 @@ class EventFactory:
             return self._value_record(event_code, t, value)
 
         return make
-
-
-# Clusters whose bars summarise quotes or values rather than trades.
-_QUOTED = frozenset({StreamCluster.FOREX, StreamCluster.INDICES})
 
 
 def _vwap(value: float) -> float:
