@@ -463,18 +463,12 @@ def test_commands_refuse_a_bad_speed_or_start_in_one_line(command: list[str]) ->
 @pytest.mark.anyio
 @pytest.mark.timeout(30)
 async def test_the_command_serves_market_time_from_start() -> None:
+    options = ["--port", "0", "--rate", "5", "--speed", "60", "--start", START]
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "polygon.streaming.simulator",
-        "--port",
-        "0",
-        "--rate",
-        "5",
-        "--speed",
-        "60",
-        "--start",
-        START,
+        *options,
         stdout=asyncio.subprocess.PIPE,
     )
     try:
