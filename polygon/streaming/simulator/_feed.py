@@ -65,6 +65,10 @@ class Feed:
         self._sessions = sessions
         self._rate = rate
         self._markets: dict[tuple[StreamCluster, str], SymbolMarket] = {}
+        # What some session wanted on the previous tick: a symbol new to it
+        # opens with a whole first second; a resumed one (after a stall, a
+        # pause of the rate, a loop held up) starts where it is.
+        self._wanted_before: set[tuple[StreamCluster, str]] = set()
 
     async def run(self) -> None:
         """Tick until cancelled."""
@@ -83,19 +87,19 @@ class Feed:
         rate = self._rate()
         sessions = [s for s in self._sessions() if s.authenticated and s.subscriptions]
         wanted: set[tuple[StreamCluster, str]] = set()
-        if rate > 0:
-            for session in sessions:
-                symbols = wanted_symbols(session.cluster, session.subscriptions)
-                wanted.update((session.cluster, symbol) for symbol in symbols)
+        for session in sessions:
+            symbols = wanted_symbols(session.cluster, session.subscriptions)
+            wanted.update((session.cluster, symbol) for symbol in symbols)
+        new, self._wanted_before = wanted - self._wanted_before, wanted
         for key, market in self._markets.items():
-            if market.is_open and key not in wanted:
+            if market.is_open and (key not in wanted or rate <= 0):
                 market.close()
-        if not wanted:
+        if not wanted or rate <= 0:
             return
         now = self._clock.now_ms_float()
         by_cluster: dict[StreamCluster, list[list[Event]]] = {}
         for cluster, symbol in sorted(wanted):
-            events = self._advance(cluster, symbol, now, rate)
+            events = self._advance(cluster, symbol, now, rate, (cluster, symbol) in new)
             if events:
                 by_cluster.setdefault(cluster, []).append(events)
         for cluster, streams in by_cluster.items():
@@ -107,7 +111,9 @@ class Feed:
                     if mine:
                         session.offer(mine)
 
-    def _advance(self, cluster: StreamCluster, symbol: str, now: float, rate: float) -> list[Event]:
+    def _advance(
+        self, cluster: StreamCluster, symbol: str, now: float, rate: float, new: bool
+    ) -> list[Event]:
         market = self._markets.get((cluster, symbol))
         if market is None:
             market = self._markets[cluster, symbol] = SymbolMarket(self._factory(cluster), symbol)
@@ -116,7 +122,7 @@ class Feed:
             logger.debug("market %s fell %.0f ms behind: skipping ahead", symbol, behind)
             market.close()
         if not market.is_open:
-            return market.open(now, rate)
+            return market.open(now, rate, backfill=new)
         return market.advance(now, rate)
 
 

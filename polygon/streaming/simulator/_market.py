@@ -76,17 +76,24 @@ class SymbolMarket:
     def symbol(self) -> str:
         return self._symbol
 
-    def open(self, at_ms: float, rate: float) -> list[Event]:
-        """Open at market time ``at_ms``; returns what to send at the opening."""
+    def open(self, at_ms: float, rate: float, backfill: bool = True) -> list[Event]:
+        """Open at market time ``at_ms``; returns what to send at the opening.
+
+        With ``backfill`` (a symbol nobody wanted until now) the moments since
+        the start of the current second are generated unsent, so the first
+        second bar is whole. Without (a resume, with subscribers waiting) the
+        market starts at ``at_ms``, and the partial second gets no bar.
+        """
         self.is_open = True
-        start = int(at_ms) // SECOND_MS * SECOND_MS
-        self._covered_from = start
+        second = int(at_ms) // SECOND_MS * SECOND_MS
+        start = second if backfill else at_ms
+        self._covered_from = second if backfill else second + SECOND_MS
         self.now = self._last_step = float(start)
-        self._next_boundary = start + SECOND_MS
+        self._next_boundary = second + SECOND_MS
         self._next_arrival = start + self._gap(rate)
         self._second = self._minute = None
         self._history.clear()
-        self._ins.day.roll(start, self._cluster)
+        self._ins.day.roll(second, self._cluster)
         self._set_quote()
         self._last_print = self._mid if not self._has_trades else self._last_print or self._mid
         self.advance(at_ms, rate)  # the moments before anyone subscribed: not sent
