@@ -77,7 +77,8 @@ class SymbolMarket:
         return self._symbol
 
     def open(self, at_ms: float, rate: float, backfill: bool = True) -> list[Event]:
-        """Open at market time ``at_ms``; returns what to send at the opening.
+        """Open at market time ``at_ms``; returns what to send at the opening: the
+        quote (or index value) in force, and for a stock its LULD bands.
 
         With ``backfill`` (a symbol nobody wanted until now) the moments since
         the start of the current second are generated unsent, so the first
@@ -97,9 +98,13 @@ class SymbolMarket:
         self._set_quote()
         self._last_print = self._mid if not self._has_trades else self._last_print or self._mid
         self.advance(at_ms, rate)  # the moments before anyone subscribed: not sent
-        if self._cluster is not StreamCluster.STOCKS:
-            return []
-        return [self._luld(int(at_ms), self._last_print)]
+        # Subscribers learn the quote in force at once, so that every trade
+        # they see has a quote before it.
+        out: list[Event] = []
+        self._announce(int(at_ms), out)
+        if self._cluster is StreamCluster.STOCKS:
+            out.append(self._luld(int(at_ms), self._last_print))
+        return out
 
     def close(self) -> None:
         """Stop generating; windows still open are dropped (they will not be complete)."""
@@ -140,18 +145,23 @@ class SymbolMarket:
         elapsed = max(when - self._last_step, 0.0) / 1000.0
         self._last_step = when
         self._factory._step(self._ins, self._sigma * math.sqrt(elapsed))
+        if self._cluster is not StreamCluster.INDICES:
+            self._set_quote()
+        self._announce(t, out)
+
+    def _announce(self, t: int, out: list[Event]) -> None:
+        """Send the quote (an index: the value) now in force, and count it where bars do."""
         if self._cluster is StreamCluster.INDICES:
             value = self._factory._round(self._ins.price)
             out.append(self._event("V", self._factory._value_record("V", t, value)))
             self._record_print(t, value, 0.0)
             return
-        self._set_quote()
-        factory, ins = self._factory, self._ins
         out.append(self._quote_event(t))
         if self._cluster is StreamCluster.FOREX:
             self._record_print(t, self._mid, 1.0)
         elif self._cluster is StreamCluster.CRYPTO:
-            out.append(self._event("XL2", factory._book_record(ins, t, self._bid, self._ask)))
+            book = self._factory._book_record(self._ins, t, self._bid, self._ask)
+            out.append(self._event("XL2", book))
 
     def _quote_event(self, t: int) -> Event:
         body = self._factory._quote_record(self._symbol, self._ins, t, self._bid, self._ask)
