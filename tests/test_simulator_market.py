@@ -358,21 +358,32 @@ async def collect(
     done: Callable[[list[Event]], bool],
     timeout: float = 20.0,
 ) -> Received:
-    """Events as received, each with the market time it arrived at, until ``done``."""
+    """Events as received, each with the market time it arrived at, until ``done(frame)``."""
     received: Received = []
 
     async def read() -> None:
-        while not done([event for _, event in received]):
-            for event in orjson.loads(await ws.recv()):
-                received.append((sim.clock.now_ms_float(), event))
+        while True:
+            frame = orjson.loads(await ws.recv())
+            arrived = sim.clock.now_ms_float()
+            received.extend((arrived, event) for event in frame)
+            if done(frame):
+                return
 
     await asyncio.wait_for(read(), timeout)
     return received
 
 
-def minute_bars(cluster: StreamCluster, events: list[Event]) -> list[Event]:
+def after_minute_bars(cluster: StreamCluster, count: int) -> Callable[[list[Event]], bool]:
+    """A ``done`` for :func:`collect`: true once ``count`` minute bars came."""
     code = list(BAR_CODES[cluster])[1]
-    return [e for e in events if e["ev"] == code]
+    seen = 0
+
+    def done(frame: list[Event]) -> bool:
+        nonlocal seen
+        seen += sum(e["ev"] == code for e in frame)
+        return seen >= count
+
+    return done
 
 
 @pytest.mark.anyio
@@ -386,7 +397,7 @@ async def test_at_speed_60_every_stream_agrees(
         began = sim.clock.now_ms_float()
         async with await open_subscribed(sim, cluster, topics) as ws:
             subscribed = sim.clock.now_ms_float()
-            received = await collect(sim, ws, lambda got: len(minute_bars(cluster, got)) >= 2)
+            received = await collect(sim, ws, after_minute_bars(cluster, 2))
     events = [event for _, event in received]
     assert {e["ev"] for e in events} == set(codes)
     # The clock started where start says and runs at 60 times the wall clock.
@@ -409,25 +420,29 @@ async def test_at_speed_60_every_stream_agrees(
 @pytest.mark.anyio
 @pytest.mark.timeout(30)
 async def test_bars_are_the_same_whatever_else_is_subscribed() -> None:
-    def enough(got: list[Event]) -> bool:
-        return sum(e["ev"] == "A" for e in got) >= 40
-
     async with (
-        MarketSimulator(rate=4, speed=60, start=START) as sim,
+        MarketSimulator(rate=4, speed=60, start=START, batch_size=100) as sim,
         await open_subscribed(sim, StreamCluster.STOCKS, "A.AAPL", "one") as only_bars,
         await open_subscribed(
             sim, StreamCluster.STOCKS, "T.*,Q.*,A.AAPL,AM.MSFT", "two"
         ) as everything,
     ):
+        both_subscribed = sim.clock.now_ms()
+        # Fifty market seconds that both clients watch whole.
+        until = both_subscribed + 50 * SECOND
+
+        def done(frame: list[Event]) -> bool:
+            return any(e["ev"] == "A" and e["s"] >= until for e in frame)
+
         lean, busy = await asyncio.gather(
-            collect(sim, only_bars, enough), collect(sim, everything, enough)
+            collect(sim, only_bars, done), collect(sim, everything, done)
         )
     lean_bars = {e["s"]: e for _, e in lean}
-    busy_bars = {e["s"]: e for _, e in busy if e["ev"] == "A"}
+    busy_bars = {e["s"]: e for _, e in busy if e["ev"] == "A" and e["sym"] == "AAPL"}
     assert {e["ev"] for _, e in lean} == {"A"}
-    common = set(lean_bars) & set(busy_bars)
-    assert len(common) >= 30
-    assert all(lean_bars[s] == busy_bars[s] for s in common)
+    watched = {s for s in lean_bars if both_subscribed + SECOND <= s < until}
+    assert len(watched) >= 30  # seconds with AAPL trades (most of them)
+    assert all(busy_bars.get(s) == lean_bars[s] for s in watched)
 
 
 @pytest.mark.anyio
@@ -441,7 +456,7 @@ async def test_no_minute_bar_within_a_second_and_a_half_of_subscribing() -> None
     ):
         subscribed = sim.clock.now_ms_float()
         received = await collect(
-            sim, ws, lambda got: bool(got) and got[-1].get("t", 0) > subscribed + 1500
+            sim, ws, lambda frame: any(e.get("t", 0) > subscribed + 1500 for e in frame)
         )
     codes = {event["ev"] for _, event in received}
     assert "AM" not in codes and {"A", "T"} <= codes
