@@ -80,9 +80,6 @@ class Feed:
                 # A bug here must not end the feed silently for every session.
                 logger.exception("market data generation failed")
 
-    def open_markets(self) -> list[SymbolMarket]:
-        return [m for m in self._markets.values() if m.is_open]
-
     def tick(self) -> None:
         rate = self._rate()
         sessions = [s for s in self._sessions() if s.authenticated and s.subscriptions]

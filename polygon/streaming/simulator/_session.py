@@ -46,6 +46,8 @@ class Session:
     :ivar authenticated: whether an ``auth`` succeeded.
     :ivar subscriptions: the topics (``"T.AAPL"``, ``"T.*"``) it receives.
     :ivar connection: the websockets server connection.
+    :ivar dropped_events: generated events dropped because the client read too
+        slowly (its backlog passed about half a second of data).
     """
 
     def __init__(self, session_id: int, cluster: StreamCluster, connection: ServerConnection):
@@ -58,7 +60,6 @@ class Session:
         # Set once the simulator has decided to end this session, so it no longer
         # counts as live while its close handshake runs.
         self.closing = False
-        #: Generated events dropped because the client read too slowly.
         self.dropped_events = 0
         self._outbox: asyncio.Queue[list[Event]] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
