@@ -50,6 +50,7 @@ from polygon.streaming.leader import (
 )
 from polygon.streaming.recording import open_recorder, read_recording
 from polygon.streaming.simulator import MarketSimulator, infer_cluster, replay
+from polygon.streaming.simulator._clock import add_clock_arguments
 from polygon.streaming.sinks import BufferedSink
 
 EXIT_USAGE = 2
@@ -314,6 +315,8 @@ async def _simulate(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         seed=args.seed,
         valid_keys=args.key or None,
+        speed=args.speed,
+        start=args.start,
     )
     async with sim:
         sys.stdout.write(f"simulator listening on {sim.url} (clusters: /stocks, /options, ...)\n")
@@ -489,7 +492,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = commands.add_parser("simulate", help="run the local market simulator")
     simulate.add_argument("--host", "--bind", dest="host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=8765)
-    simulate.add_argument("--rate", type=float, default=100.0, help="events/s per connection")
+    simulate.add_argument(
+        "--rate", type=float, default=100.0, help="trades and quotes per symbol per market second"
+    )
+    add_clock_arguments(simulate)
     simulate.add_argument("--batch-size", type=int, default=10)
     simulate.add_argument("--seed", type=int, help="make the generated data repeatable")
     simulate.add_argument(

@@ -14,6 +14,7 @@ from polygon.enums import StreamCluster
 from polygon.streaming._channels import event_codes, symbol_field
 from polygon.streaming.simulator import EventFactory, default_symbols
 from polygon.streaming.simulator._data import OTC_SYMBOLS
+from polygon.streaming.simulator._market import SymbolMarket
 
 SPEC_PATH = Path(__file__).parent / "data" / "websocket-api.json"
 
@@ -266,3 +267,45 @@ def test_unknown_event_code_is_refused() -> None:
     with pytest.raises(ValueError, match="XT"):
         factory.make("XT", "BTC-USD")
     assert factory.event_codes == event_codes(StreamCluster.FOREX)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("cluster", list(StreamCluster), ids=lambda c: c.value)
+def test_the_generated_market_sends_exactly_the_spec_fields(
+    cluster: StreamCluster, spec: dict[str, Any]
+) -> None:
+    """What the market generates over time (not only make()) matches the schemas too."""
+    factory = EventFactory(cluster, seed=5)
+    seen: dict[str, set[str]] = defaultdict(set)
+    for symbol in sample_symbols(cluster):
+        market = SymbolMarket(factory, symbol)
+        now = 1_748_871_000_000 + 500.0
+        events = market.open(now, 4.0)
+        for _ in range(160):  # two and a half market minutes
+            now += 1_000.0
+            events += market.advance(now, 4.0)
+        for event in orjson.loads(orjson.dumps(events)):
+            code = event["ev"]
+            props = schema_properties(spec, SCHEMA_NAMES[cluster][code])
+            conditional = CONDITIONAL_FIELDS.get((cluster, code), frozenset())
+            assert set(props) - conditional <= set(event) <= set(props), event
+            errors = [e for k, v in event.items() for e in type_errors(v, props[k], k)]
+            assert not errors, f"{code}: {errors}"
+            assert event[symbol_field(cluster, code)] == symbol
+            seen[code] |= set(event)
+    # Every stream of the cluster is generated, with every field of its schema.
+    assert set(seen) == set(event_codes(cluster))
+    for code, fields in seen.items():
+        assert fields == set(schema_properties(spec, SCHEMA_NAMES[cluster][code])), code
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("cluster", list(StreamCluster), ids=lambda c: c.value)
+def test_one_off_bars_span_their_window(cluster: StreamCluster) -> None:
+    factory = EventFactory(cluster, seed=2, clock=lambda: 1_748_871_000_123)
+    for code in event_codes(cluster):
+        if code in ("A", "CAS", "XAS", "AM", "CA", "XA"):
+            bar = factory.make(code, default_symbols(cluster)[0])
+            length = 60_000 if code in ("AM", "CA", "XA") else 1_000
+            assert bar["e"] - bar["s"] == length and bar["s"] % length == 0, bar
+            assert bar["e"] <= 1_748_871_000_123, bar

@@ -7,6 +7,9 @@ demo and examples, and as a command::
 
 In async code::
 
+    async with MarketSimulator(speed=60, start="2025-06-02T13:30:00Z") as sim:
+        ...  # a market that runs a minute per second, from that morning's open
+
     async with MarketSimulator(rate=0) as sim:
         ...  # connect a client to sim.url + "/stocks"
         await sim.publish("stocks", [sim.factory("stocks").make("T", "AAPL")])
@@ -16,6 +19,7 @@ From blocking code, :class:`SimulatorThread` runs it on a background thread.
 
 from __future__ import annotations
 
+from polygon.streaming.simulator._clock import MarketClock
 from polygon.streaming.simulator._data import EventFactory, default_symbols
 from polygon.streaming.simulator._replay import infer_cluster, replay
 from polygon.streaming.simulator._server import MarketSimulator
@@ -24,6 +28,7 @@ from polygon.streaming.simulator._thread import SimulatorThread
 
 __all__ = [
     "EventFactory",
+    "MarketClock",
     "MarketSimulator",
     "Session",
     "SimulatorThread",

@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 
+from polygon.streaming.simulator._clock import add_clock_arguments
 from polygon.streaming.simulator._server import MarketSimulator
 
 
@@ -31,8 +32,10 @@ def _parser() -> argparse.ArgumentParser:
         "--rate",
         type=float,
         default=100.0,
-        help="events per second per subscribed connection, 0 for none (default: %(default)s)",
+        help="trades and quotes per symbol per second of market time, 0 for none "
+        "(default: %(default)s)",
     )
+    add_clock_arguments(parser)
     parser.add_argument(
         "--batch-size", type=int, default=10, help="most events per frame (default: %(default)s)"
     )
@@ -62,6 +65,8 @@ async def _serve(args: argparse.Namespace) -> None:
         rate=args.rate,
         batch_size=args.batch_size,
         seed=args.seed,
+        speed=args.speed,
+        start=args.start,
     ) as simulator:
         print(simulator.url, flush=True)
         await stop.wait()

@@ -1,9 +1,10 @@
-"""Generated market data: one plausible event for every stream the service documents.
+"""Event records: one plausible event for every stream the service documents.
 
 Each event carries exactly the fields of its schema in the API specification
 (``tests/data/websocket-api.json`` checks it), with the JSON type the
-specification gives each field. Prices follow a random walk per symbol, so a
-chart of generated trades looks like a market rather than noise; sequence
+specification gives each field. :class:`EventFactory` builds the records from
+prices it is given (the generated market in ``_market.py`` decides those) and
+also makes one-off events for tests (:meth:`EventFactory.make`). Sequence
 numbers (``q``) increase per symbol without being contiguous, as on the live
 feed. Nothing here does I/O.
 """
@@ -14,11 +15,12 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from polygon.enums import StreamCluster
 from polygon.streaming._channels import event_codes, symbol_field
+from polygon.streaming.simulator._bars import MINUTE_MS, SECOND_MS, DayTally, Window
 
 Event = dict[str, Any]
 
@@ -89,7 +91,8 @@ _START_RANGE: dict[StreamCluster, tuple[float, float]] = {
     StreamCluster.INDICES: (100.0, 5000.0),
 }
 
-# Per-tick volatility of the random walk (a standard deviation of log price).
+# Volatility of the price walk: the standard deviation of the log price over one
+# second of market time (a one-off event from make() counts as one second).
 _VOLATILITY: dict[StreamCluster, float] = {
     StreamCluster.STOCKS: 0.0004,
     StreamCluster.OPTIONS: 0.003,
@@ -127,28 +130,39 @@ def now_ms() -> int:
 
 @dataclass
 class _Instrument:
-    """What the factory remembers about one symbol between events."""
+    """What the factory remembers about one symbol between events.
 
+    Each symbol draws from its own random generator, so what one symbol does
+    never depends on which other symbols are being generated.
+    """
+
+    rng: random.Random
     price: float
-    day_open: float
-    sequence: int = 0
-    trade_id: int = 0
-    day_volume: int = 0
-    day_notional: float = 0.0
+    sequence: int
+    trade_id: int
+    day: DayTally = field(default_factory=DayTally)
 
 
 class EventFactory:
     """Makes plausible events for one cluster.
 
-    ``make(code, symbol)`` returns one event as a dict, ready for ``orjson``.
-    Given a ``seed`` the values are reproducible (timestamps aside).
+    ``make(code, symbol)`` returns one event as a dict, ready for ``orjson``,
+    stamped with the time of ``clock`` (Unix ms; the wall clock by default).
+    Given a ``seed`` the values are reproducible (timestamps aside). The
+    simulator's generated market builds its events with the same factory.
     """
 
-    def __init__(self, cluster: StreamCluster | str, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        cluster: StreamCluster | str,
+        seed: int | None = None,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
         self._cluster = StreamCluster(cluster)
-        self._rng = random.Random(seed)
+        self._seed = seed
+        self._clock = clock or now_ms
         self._instruments: dict[str, _Instrument] = {}
-        self._builders: dict[str, Callable[[str, _Instrument, int], Event]] = self._builder_table()
+        self._makers: dict[str, Callable[[str, _Instrument, int], Event]] = self._maker_table()
 
     @property
     def cluster(self) -> StreamCluster:
@@ -156,45 +170,56 @@ class EventFactory:
 
     @property
     def event_codes(self) -> tuple[str, ...]:
-        return tuple(self._builders)
+        return tuple(self._makers)
 
     def make(self, event_code: str, symbol: str) -> Event:
         """One event of type ``event_code`` for ``symbol`` (as it appears on the wire)."""
-        builder = self._builders.get(event_code)
-        if builder is None:
-            valid = ", ".join(self._builders)
+        maker = self._makers.get(event_code)
+        if maker is None:
+            valid = ", ".join(self._makers)
             raise ValueError(
                 f"event code {event_code!r} is not served on {self._cluster.value}; "
                 f"expected one of: {valid}"
             )
-        event = builder(symbol, self._instrument(symbol), now_ms())
+        return self._event(
+            event_code, symbol, maker(symbol, self._instrument(symbol), self._clock())
+        )
+
+    # -- state shared with the generated market ------------------------------
+
+    def _event(self, event_code: str, symbol: str, body: Event) -> Event:
         # Put ``ev`` and the symbol first, as the service does: it reads better in logs.
         head = {"ev": event_code, symbol_field(self._cluster, event_code): symbol}
-        return head | event
-
-    # -- state ---------------------------------------------------------------
+        return head | body
 
     def _instrument(self, symbol: str) -> _Instrument:
         instrument = self._instruments.get(symbol)
         if instrument is None:
+            # A string seed is hashed the same way in every process (unlike hash()).
+            rng = random.Random(
+                None if self._seed is None else f"{self._seed}/{self._cluster.value}/{symbol}"
+            )
             start = _START_PRICES.get(symbol)
             if start is None:
                 low, high = _START_RANGE[self._cluster]
-                start = math.exp(self._rng.uniform(math.log(low), math.log(high)))
-            instrument = _Instrument(price=start, day_open=start)
-            instrument.sequence = self._rng.randrange(1_000, 1_000_000)
-            instrument.trade_id = self._rng.randrange(10_000, 100_000)
+                start = math.exp(rng.uniform(math.log(low), math.log(high)))
+            instrument = _Instrument(
+                rng=rng,
+                price=start,
+                sequence=rng.randrange(1_000, 1_000_000),
+                trade_id=rng.randrange(10_000, 100_000),
+            )
             self._instruments[symbol] = instrument
         return instrument
 
-    def _step(self, instrument: _Instrument, scale: float = 1.0) -> float:
-        sigma = _VOLATILITY[self._cluster] * scale
-        instrument.price = max(instrument.price * math.exp(self._rng.gauss(0.0, sigma)), 1e-6)
+    def _step(self, instrument: _Instrument, sigma: float) -> float:
+        """Move the symbol's price one step of a log-normal walk of deviation ``sigma``."""
+        instrument.price = max(instrument.price * math.exp(instrument.rng.gauss(0.0, sigma)), 1e-6)
         return instrument.price
 
     def _next_sequence(self, instrument: _Instrument) -> int:
         # Increasing and unique per symbol but with gaps, like the live feed.
-        instrument.sequence += self._rng.randint(1, 4)
+        instrument.sequence += instrument.rng.randint(1, 4)
         return instrument.sequence
 
     def _round(self, price: float) -> float:
@@ -204,297 +229,282 @@ class EventFactory:
             return round(price, 2 if price >= 100 else 4 if price >= 1 else 6)
         return round(price, 2 if price >= 1 else 4)
 
-    def _spread(self, price: float) -> tuple[float, float]:
+    def _tick(self, price: float) -> float:
+        """The smallest price increment at ``price``."""
+        if self._cluster is StreamCluster.FOREX:
+            return 0.00001 if price < 20 else 0.001
+        if self._cluster is StreamCluster.CRYPTO:
+            return 0.01 if price >= 100 else 0.0001 if price >= 1 else 0.000001
+        return 0.01 if price >= 1 else 0.0001
+
+    def _spread(self, instrument: _Instrument, price: float) -> tuple[float, float]:
         """A bid and an ask around ``price``, at least one tick apart."""
-        tick = {
-            StreamCluster.FOREX: 0.00001 if price < 20 else 0.001,
-            StreamCluster.CRYPTO: 0.01 if price >= 1 else 0.000001,
-        }.get(self._cluster, 0.01)
-        half = max(price * self._rng.uniform(0.00005, 0.0005), tick)
-        bid = self._round(price - half)
+        tick = self._tick(price)
+        half = max(price * instrument.rng.uniform(0.00005, 0.0005), tick)
+        bid = max(self._round(price - half), tick)
         ask = max(self._round(price + half), self._round(bid + tick))
         return bid, ask
 
-    def _bar(self, instrument: _Instrument, ticks: int) -> tuple[float, float, float, float]:
-        """Open, high, low and close of a window: a few steps of the walk."""
-        prices = [instrument.price]
-        prices.extend(self._step(instrument) for _ in range(ticks))
-        o, h, lo, c = prices[0], max(prices), min(prices), prices[-1]
-        return self._round(o), self._round(h), self._round(lo), self._round(c)
+    def _record_day(self, instrument: _Instrument, t: int, price: float, size: float) -> None:
+        instrument.day.roll(t, self._cluster)
+        instrument.day.add(price, size)
 
-    def _record_volume(self, instrument: _Instrument, volume: int, price: float) -> None:
-        instrument.day_volume += volume
-        instrument.day_notional += volume * price
+    # -- records: the fields of each event, from the prices given -------------
 
-    def _day_vwap(self, instrument: _Instrument) -> float:
-        if instrument.day_volume == 0:
-            return self._round(instrument.price)
-        return self._round(instrument.day_notional / instrument.day_volume)
+    def _trade_size(self, instrument: _Instrument) -> float:
+        rng = instrument.rng
+        if self._cluster is StreamCluster.CRYPTO:
+            return round(rng.lognormvariate(-2.0, 1.5), 8) or 0.00000001
+        if self._cluster is StreamCluster.OPTIONS:
+            return rng.choice((1, 1, 1, 2, 5, 10, 20, 50))
+        return rng.choice(_TRADE_SIZES)
 
-    def _builder_table(self) -> dict[str, Callable[[str, _Instrument, int], Event]]:
-        by_cluster: dict[StreamCluster, dict[str, Callable[[str, _Instrument, int], Event]]] = {
-            StreamCluster.STOCKS: {
-                "T": self._stock_trade,
-                "Q": self._stock_quote,
-                "A": self._equity_second_aggregate,
-                "AM": self._equity_minute_aggregate,
-                "LULD": self._luld,
-                "NOI": self._imbalance,
-            },
-            StreamCluster.OPTIONS: {
-                "T": self._option_trade,
-                "Q": self._option_quote,
-                "A": self._equity_second_aggregate,
-                "AM": self._equity_minute_aggregate,
-            },
-            StreamCluster.FOREX: {
-                "C": self._forex_quote,
-                "CA": self._pair_minute_aggregate,
-                "CAS": self._pair_second_aggregate,
-            },
-            StreamCluster.CRYPTO: {
-                "XT": self._crypto_trade,
-                "XQ": self._crypto_quote,
-                "XL2": self._crypto_book,
-                "XA": self._pair_minute_aggregate,
-                "XAS": self._pair_second_aggregate,
-            },
-            StreamCluster.INDICES: {
-                "A": self._index_second_aggregate,
-                "AM": self._index_minute_aggregate,
-                "V": self._index_value,
-            },
-        }
-        table = by_cluster[self._cluster]
-        table.update(FMV=self._fair_market_value, LV=self._launchpad_value)
-        # Only what the stream table says this cluster carries, in its order.
-        return {code: table[code] for code in event_codes(self._cluster)}
-
-    # -- stocks and options --------------------------------------------------
-
-    def _stock_trade(self, symbol: str, ins: _Instrument, t: int) -> Event:
-        price = self._round(self._step(ins))
-        size = self._rng.choice(_TRADE_SIZES)
-        self._record_volume(ins, size, price)
-        exchange = self._rng.choice(_STOCK_EXCHANGES)
-        ins.trade_id += self._rng.randint(1, 9)
+    def _trade_record(self, symbol: str, ins: _Instrument, t: int, price: float) -> Event:
+        """A trade of a random size at ``price`` (the caller records it in the day)."""
+        rng = ins.rng
+        size = self._trade_size(ins)
+        if self._cluster is StreamCluster.CRYPTO:
+            ins.trade_id += rng.randint(1, 5)
+            return {
+                "p": price,
+                "t": t,
+                "s": size,
+                "c": [rng.choice((1, 2))],
+                "i": ins.trade_id,
+                "x": rng.choice(_CRYPTO_EXCHANGES),
+                "r": t + rng.randint(5, 150),
+            }
+        if self._cluster is StreamCluster.OPTIONS:
+            return {
+                "x": rng.choice(_OPTION_EXCHANGES),
+                "p": price,
+                "s": size,
+                "c": [rng.choice((209, 219, 227, 229, 232, 233))],
+                "t": t,
+                "q": self._next_sequence(ins),
+            }
+        exchange = rng.choice(_STOCK_EXCHANGES)
+        ins.trade_id += rng.randint(1, 9)
         event: Event = {
             "x": exchange,
             "i": str(ins.trade_id),
             "z": _TAPES.get(symbol, 3),
             "p": price,
             "s": size,
-            "c": list(self._rng.choice(_STOCK_TRADE_CONDITIONS)),
+            "c": list(rng.choice(_STOCK_TRADE_CONDITIONS)),
             "t": t,
             "q": self._next_sequence(ins),
         }
         # Only off-exchange prints carry the reporting facility and its timestamp.
         if exchange == _TRF_EXCHANGE:
-            event["trfi"] = self._rng.choice(_TRF_IDS)
-            event["trft"] = t - self._rng.randint(0, 3)
+            event["trfi"] = rng.choice(_TRF_IDS)
+            event["trft"] = t - rng.randint(0, 3)
         return event
 
-    def _stock_quote(self, symbol: str, ins: _Instrument, t: int) -> Event:
-        bid, ask = self._spread(self._step(ins))
+    def _quote_record(self, symbol: str, ins: _Instrument, t: int, bid: float, ask: float) -> Event:
+        rng = ins.rng
+        if self._cluster is StreamCluster.FOREX:
+            return {"x": _FOREX_EXCHANGE, "a": ask, "b": bid, "t": t}
+        if self._cluster is StreamCluster.CRYPTO:
+            return {
+                "bp": bid,
+                "bs": self._trade_size(ins),
+                "ap": ask,
+                "as": self._trade_size(ins),
+                "t": t,
+                "x": rng.choice(_CRYPTO_EXCHANGES),
+                "r": t + rng.randint(5, 150),
+            }
+        if self._cluster is StreamCluster.OPTIONS:
+            return {
+                "bx": rng.choice(_OPTION_EXCHANGES),
+                "ax": rng.choice(_OPTION_EXCHANGES),
+                "bp": bid,
+                "ap": ask,
+                "bs": rng.randint(1, 200),
+                "as": rng.randint(1, 200),
+                "t": t,
+                "q": self._next_sequence(ins),
+            }
+        venues = _STOCK_EXCHANGES[:3] + _STOCK_EXCHANGES[6:]
         return {
-            "bx": self._rng.choice(_STOCK_EXCHANGES[:3] + _STOCK_EXCHANGES[6:]),
+            "bx": rng.choice(venues),
             "bp": bid,
-            "bs": self._rng.randint(1, 20),
-            "ax": self._rng.choice(_STOCK_EXCHANGES[:3] + _STOCK_EXCHANGES[6:]),
+            "bs": rng.randint(1, 20),
+            "ax": rng.choice(venues),
             "ap": ask,
-            "as": self._rng.randint(1, 20),
-            "c": 0 if self._rng.random() < 0.9 else 1,
-            "i": [] if self._rng.random() < 0.95 else [604],
+            "as": rng.randint(1, 20),
+            "c": 0 if rng.random() < 0.9 else 1,
+            "i": [] if rng.random() < 0.95 else [604],
             "t": t,
             "q": self._next_sequence(ins),
             "z": _TAPES.get(symbol, 3),
         }
 
-    def _option_trade(self, symbol: str, ins: _Instrument, t: int) -> Event:
-        size = self._rng.choice((1, 1, 1, 2, 5, 10, 20, 50))
-        price = self._round(self._step(ins))
-        self._record_volume(ins, size, price)
+    def _book_record(self, ins: _Instrument, t: int, bid: float, ask: float) -> Event:
+        """A level-2 book whose best levels are ``bid`` and ``ask``: never crossed."""
+        rng = ins.rng
+        depth = rng.randint(3, 10)
+        step = max(self._tick(bid), bid * 0.0001)
+        bids = [[self._round(bid - n * step), self._trade_size(ins)] for n in range(depth)]
+        asks = [[self._round(ask + n * step), self._trade_size(ins)] for n in range(depth)]
+        # Deep levels of a cheap coin could round to zero or onto each other.
+        bids = [
+            level
+            for n, level in enumerate(bids)
+            if level[0] > 0 and (n == 0 or level[0] < bids[n - 1][0])
+        ]
+        asks = [level for n, level in enumerate(asks) if n == 0 or level[0] > asks[n - 1][0]]
         return {
-            "x": self._rng.choice(_OPTION_EXCHANGES),
-            "p": price,
-            "s": size,
-            "c": [self._rng.choice((209, 219, 227, 229, 232, 233))],
             "t": t,
-            "q": self._next_sequence(ins),
+            "r": t + rng.randint(5, 150),
+            "x": rng.choice(_CRYPTO_EXCHANGES),
+            "b": bids,
+            "a": asks,
         }
 
-    def _option_quote(self, symbol: str, ins: _Instrument, t: int) -> Event:
-        bid, ask = self._spread(self._step(ins))
-        return {
-            "bx": self._rng.choice(_OPTION_EXCHANGES),
-            "ax": self._rng.choice(_OPTION_EXCHANGES),
-            "bp": bid,
-            "ap": ask,
-            "bs": self._rng.randint(1, 200),
-            "as": self._rng.randint(1, 200),
-            "t": t,
-            "q": self._next_sequence(ins),
+    def _bar_record(self, symbol: str, ins: _Instrument, window: Window) -> Event:
+        """The aggregate of ``window``, as the cluster's bars carry it."""
+        ohlc: Event = {
+            "o": float(window.open),
+            "c": float(window.close),
+            "h": float(window.high),
+            "l": float(window.low),
         }
-
-    def _equity_second_aggregate(self, symbol: str, ins: _Instrument, t: int) -> Event:
-        return self._equity_aggregate(symbol, ins, t, 1_000)
-
-    def _equity_minute_aggregate(self, symbol: str, ins: _Instrument, t: int) -> Event:
-        return self._equity_aggregate(symbol, ins, t, 60_000)
-
-    def _equity_aggregate(self, symbol: str, ins: _Instrument, t: int, window: int) -> Event:
-        o, h, lo, c = self._bar(ins, 4 if window == 1_000 else 20)
-        trades = self._rng.randint(1, 40 if window == 1_000 else 600)
-        unit = 100 if self._cluster is StreamCluster.STOCKS else 1
-        volume = trades * self._rng.randint(1, 3) * unit
-        vwap = self._round((o + h + lo + c) / 4)
-        self._record_volume(ins, volume, vwap)
-        start = t // window * window - window
+        span = {"s": window.start, "e": window.end}
+        if self._cluster is StreamCluster.INDICES:
+            return {"op": self._round(ins.day.open or window.open)} | ohlc | span
+        volume = round(window.volume)
+        if self._cluster is StreamCluster.FOREX:
+            return ohlc | {"v": volume} | span
+        # The specification makes sizes in bars integers: crypto's fractional
+        # sizes are rounded, so a window of small trades may show 0.
+        average_size = round(window.volume / window.count) if window.count else 0
+        if self._cluster is StreamCluster.CRYPTO:
+            return ohlc | {"v": volume} | span | {"vw": _vwap(window.vwap), "z": average_size}
         event: Event = {
             "v": volume,
-            "av": ins.day_volume,
-            "op": self._round(ins.day_open),
-            "vw": vwap,
-            "o": o,
-            "c": c,
-            "h": h,
-            "l": lo,
-            "a": self._day_vwap(ins),
-            "z": max(volume // trades, 1),
-            "s": start,
-            "e": start + window,
+            "av": round(ins.day.volume),
+            "op": self._round(ins.day.open or window.open),
+            "vw": _vwap(window.vwap),
+            **ohlc,
+            "a": _vwap(ins.day.vwap),
+            "z": average_size,
+            **span,
         }
         # The service leaves ``otc`` off unless it is true.
         if self._cluster is StreamCluster.STOCKS and symbol in OTC_SYMBOLS:
             event["otc"] = True
         return event
 
-    def _luld(self, symbol: str, ins: _Instrument, t: int) -> Event:
-        reference = self._step(ins, 0.2)
+    def _luld_band(self, reference: float) -> tuple[float, float]:
+        """Limit up/limit down prices around ``reference``: 5 %, or 20 % under $3."""
+        band = 0.05 if reference >= 3 else 0.20
+        return self._round(reference * (1 + band)), self._round(reference * (1 - band))
+
+    def _luld_record(self, symbol: str, ins: _Instrument, t: int, reference: float) -> Event:
+        high, low = self._luld_band(reference)
         return {
-            "h": self._round(reference * 1.05),
-            "l": self._round(reference * 0.95),
-            "i": [self._rng.choice((17, 21, 22))],
+            "h": high,
+            "l": low,
+            "i": [ins.rng.choice((17, 21, 22))],
             "z": _TAPES.get(symbol, 3),
             "t": t,
             "q": self._next_sequence(ins),
         }
 
-    def _imbalance(self, symbol: str, ins: _Instrument, t: int) -> Event:
-        auction, at = self._rng.choice(_AUCTION_TYPES)
-        paired = self._rng.randint(1, 500) * 100
+    def _imbalance_record(self, ins: _Instrument, t: int, price: float) -> Event:
+        rng = ins.rng
+        auction, at = rng.choice(_AUCTION_TYPES)
         return {
             "t": t,
             "at": at,
             "a": auction,
             "i": self._next_sequence(ins),
-            "x": self._rng.choice((10, 11, 12, 19)),
-            "o": self._rng.randint(1, 300) * 100,
-            "p": paired,
-            "b": self._round(self._step(ins, 0.5)),
+            "x": rng.choice((10, 11, 12, 19)),
+            "o": rng.randint(1, 300) * 100,
+            "p": rng.randint(1, 500) * 100,
+            "b": self._round(price),
         }
 
-    # -- forex and crypto ----------------------------------------------------
+    def _value_record(self, event_code: str, t: int, value: float) -> Event:
+        """An index value (``V``), a fair market value (``FMV``) or a value (``LV``)."""
+        return {"fmv" if event_code == "FMV" else "val": float(value), "t": t}
 
-    def _forex_quote(self, symbol: str, ins: _Instrument, t: int) -> Event:
-        bid, ask = self._spread(self._step(ins))
-        return {"x": _FOREX_EXCHANGE, "a": ask, "b": bid, "t": t}
+    # -- one-off events for make() ------------------------------------------
 
-    def _pair_second_aggregate(self, symbol: str, ins: _Instrument, t: int) -> Event:
-        return self._pair_aggregate(ins, t, 1_000)
-
-    def _pair_minute_aggregate(self, symbol: str, ins: _Instrument, t: int) -> Event:
-        return self._pair_aggregate(ins, t, 60_000)
-
-    def _pair_aggregate(self, ins: _Instrument, t: int, window: int) -> Event:
-        o, h, lo, c = self._bar(ins, 4 if window == 1_000 else 20)
-        trades = self._rng.randint(1, 30 if window == 1_000 else 400)
-        volume = trades * self._rng.randint(1, 5)
-        start = t // window * window - window
-        event: Event = {
-            "o": o,
-            "c": c,
-            "h": h,
-            "l": lo,
-            "v": volume,
-            "s": start,
-            "e": start + window,
+    def _maker_table(self) -> dict[str, Callable[[str, _Instrument, int], Event]]:
+        trade, quote = self._make_trade, self._make_quote
+        second, minute = self._make_bar(SECOND_MS), self._make_bar(MINUTE_MS)
+        by_cluster: dict[StreamCluster, dict[str, Callable[[str, _Instrument, int], Event]]] = {
+            StreamCluster.STOCKS: {"T": trade, "Q": quote, "A": second, "AM": minute},
+            StreamCluster.OPTIONS: {"T": trade, "Q": quote, "A": second, "AM": minute},
+            StreamCluster.FOREX: {"C": quote, "CA": minute, "CAS": second},
+            StreamCluster.CRYPTO: {"XT": trade, "XQ": quote, "XA": minute, "XAS": second},
+            StreamCluster.INDICES: {"A": second, "AM": minute},
         }
-        if self._cluster is StreamCluster.CRYPTO:
-            event["vw"] = self._round((o + h + lo + c) / 4)
-            event["z"] = max(volume // trades, 1)
+        table = by_cluster[self._cluster]
+        table.update(
+            LULD=self._make_luld,
+            NOI=self._make_imbalance,
+            XL2=self._make_book,
+            FMV=self._make_value("FMV"),
+            LV=self._make_value("LV"),
+            V=self._make_value("V"),
+        )
+        # Only what the stream table says this cluster carries, in its order.
+        return {code: table[code] for code in event_codes(self._cluster)}
+
+    def _make_trade(self, symbol: str, ins: _Instrument, t: int) -> Event:
+        price = self._round(self._step(ins, _VOLATILITY[self._cluster]))
+        event = self._trade_record(symbol, ins, t, price)
+        self._record_day(ins, t, price, event["s"])
         return event
 
-    def _crypto_size(self) -> float:
-        return round(self._rng.lognormvariate(-2.0, 1.5), 8)
+    def _make_quote(self, symbol: str, ins: _Instrument, t: int) -> Event:
+        bid, ask = self._spread(ins, self._step(ins, _VOLATILITY[self._cluster]))
+        return self._quote_record(symbol, ins, t, bid, ask)
 
-    def _crypto_trade(self, symbol: str, ins: _Instrument, t: int) -> Event:
-        ins.trade_id += self._rng.randint(1, 5)
-        return {
-            "p": self._round(self._step(ins)),
-            "t": t,
-            "s": self._crypto_size(),
-            "c": [self._rng.choice((1, 2))],
-            "i": ins.trade_id,
-            "x": self._rng.choice(_CRYPTO_EXCHANGES),
-            "r": t + self._rng.randint(5, 150),
-        }
+    def _make_book(self, symbol: str, ins: _Instrument, t: int) -> Event:
+        bid, ask = self._spread(ins, self._step(ins, _VOLATILITY[self._cluster]))
+        return self._book_record(ins, t, bid, ask)
 
-    def _crypto_quote(self, symbol: str, ins: _Instrument, t: int) -> Event:
-        bid, ask = self._spread(self._step(ins))
-        return {
-            "bp": bid,
-            "bs": self._crypto_size(),
-            "ap": ask,
-            "as": self._crypto_size(),
-            "t": t,
-            "x": self._rng.choice(_CRYPTO_EXCHANGES),
-            "r": t + self._rng.randint(5, 150),
-        }
+    def _make_bar(self, length: int) -> Callable[[str, _Instrument, int], Event]:
+        """Makes bars of ``length`` ms: the window that ended last, a few prints of the walk."""
 
-    def _crypto_book(self, symbol: str, ins: _Instrument, t: int) -> Event:
-        bid, ask = self._spread(self._step(ins))
-        depth = self._rng.randint(3, 10)
-        step = max(ins.price * 0.0001, 0.000001)
-        bids = [[self._round(bid - n * step), self._crypto_size()] for n in range(depth)]
-        asks = [[self._round(ask + n * step), self._crypto_size()] for n in range(depth)]
-        return {
-            "t": t,
-            "r": t + self._rng.randint(5, 150),
-            "x": self._rng.choice(_CRYPTO_EXCHANGES),
-            "b": bids,
-            "a": asks,
-        }
+        def make(symbol: str, ins: _Instrument, t: int) -> Event:
+            window = Window.opening(t - length, length, self._round(ins.price))
+            sigma = _VOLATILITY[self._cluster]
+            for _ in range(ins.rng.randint(1, 20)):
+                price = self._round(self._step(ins, sigma))
+                if self._cluster is StreamCluster.INDICES:
+                    size = 0.0
+                elif self._cluster is StreamCluster.FOREX:
+                    size = 1.0  # forex bars count quotes
+                else:
+                    size = float(self._trade_size(ins))
+                window.add(price, size)
+                self._record_day(ins, window.start, price, size)
+            return self._bar_record(symbol, ins, window)
 
-    # -- indices and the value streams ---------------------------------------
+        return make
 
-    def _index_second_aggregate(self, symbol: str, ins: _Instrument, t: int) -> Event:
-        return self._index_aggregate(ins, t, 1_000)
+    def _make_luld(self, symbol: str, ins: _Instrument, t: int) -> Event:
+        return self._luld_record(symbol, ins, t, self._step(ins, _VOLATILITY[self._cluster] / 5))
 
-    def _index_minute_aggregate(self, symbol: str, ins: _Instrument, t: int) -> Event:
-        return self._index_aggregate(ins, t, 60_000)
+    def _make_imbalance(self, symbol: str, ins: _Instrument, t: int) -> Event:
+        return self._imbalance_record(ins, t, self._step(ins, _VOLATILITY[self._cluster] / 2))
 
-    def _index_aggregate(self, ins: _Instrument, t: int, window: int) -> Event:
-        o, h, lo, c = self._bar(ins, 4 if window == 1_000 else 20)
-        start = t // window * window - window
-        return {
-            "op": self._round(ins.day_open),
-            "o": o,
-            "c": c,
-            "h": h,
-            "l": lo,
-            "s": start,
-            "e": start + window,
-        }
+    def _make_value(self, event_code: str) -> Callable[[str, _Instrument, int], Event]:
+        def make(symbol: str, ins: _Instrument, t: int) -> Event:
+            value = self._round(self._step(ins, _VOLATILITY[self._cluster]))
+            return self._value_record(event_code, t, value)
 
-    def _index_value(self, symbol: str, ins: _Instrument, t: int) -> Event:
-        return {"val": self._round(self._step(ins)), "t": t}
+        return make
 
-    def _fair_market_value(self, symbol: str, ins: _Instrument, t: int) -> Event:
-        return {"fmv": self._round(self._step(ins)), "t": t}
 
-    def _launchpad_value(self, symbol: str, ins: _Instrument, t: int) -> Event:
-        return {"val": self._round(self._step(ins)), "t": t}
+def _vwap(value: float) -> float:
+    return round(value, 6)
 
 
 __all__ = ["OTC_SYMBOLS", "EventFactory", "default_symbols", "now_ms"]

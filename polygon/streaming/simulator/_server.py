@@ -2,7 +2,8 @@
 
 It serves ``/stocks``, ``/options``, ``/forex``, ``/crypto`` and ``/indices``,
 authenticates, acknowledges subscriptions, evicts the older of two connections
-on one key, generates data for what each session subscribed to, and offers
+on one key, generates a market in market time (``speed`` times the wall clock,
+from ``start``) for the symbols sessions subscribe to, and offers
 hooks to inject the faults a client must survive: dropped TCP connections,
 frames cut in half, close frames, stray status events, a server that stops
 reading, refused and hung handshakes.
@@ -25,7 +26,9 @@ from websockets.http11 import Request, Response
 
 from polygon.enums import StreamCluster
 from polygon.streaming._redact import RedactingLogger
+from polygon.streaming.simulator._clock import MarketClock
 from polygon.streaming.simulator._data import EventFactory
+from polygon.streaming.simulator._feed import Feed
 from polygon.streaming.simulator._session import (
     Event,
     Session,
@@ -87,8 +90,13 @@ class MarketSimulator:
     """A local, protocol-faithful market-data WebSocket server with fault hooks.
 
     Use it as ``async with MarketSimulator() as sim:`` and connect clients to
-    ``sim.url + "/stocks"``. ``rate=0`` turns data generation off, so a test
-    controls every event with :meth:`publish`.
+    ``sim.url + "/stocks"``. ``rate`` is how many market events (trades and
+    quotes together) each symbol gets per second of market time; ``rate=0``
+    turns data generation off, so a test controls every event with
+    :meth:`publish`. Market time runs ``speed`` times the wall clock from
+    ``start`` (an ISO 8601 time such as ``"2025-06-02T13:30:00Z"``, or Unix
+    milliseconds; by default the time the simulator first starts); see
+    :attr:`clock`.
     """
 
     def __init__(
@@ -100,6 +108,8 @@ class MarketSimulator:
         rate: float = 100.0,
         batch_size: int = 10,
         seed: int | None = None,
+        speed: float = 1.0,
+        start: str | float | None = None,
         max_connections_per_key: int = 1,
         auth_timeout: float | None = 10.0,
         ping_interval: float | None = None,
@@ -119,7 +129,14 @@ class MarketSimulator:
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self._seed = seed
+        self._clock = MarketClock(speed, start)
         self._factories: dict[StreamCluster, EventFactory] = {}
+        self._feed = Feed(
+            self._clock,
+            self.factory,
+            lambda: self.sessions,
+            lambda: 0.0 if self._stalled else self._rate,
+        )
 
         self.actions: list[tuple[int, StreamCluster, dict[str, Any]]] = []
         self.connections_accepted = 0
@@ -169,6 +186,8 @@ class MarketSimulator:
             logger=_wire_logger,
         )
         self._port = self._server.sockets[0].getsockname()[1]
+        self._clock.begin()
+        self._spawn(self._feed.run(), "simulator-market")
         logger.info("simulator listening on %s", self.url)
 
     async def stop(self) -> None:
@@ -235,7 +254,7 @@ class MarketSimulator:
 
     @property
     def rate(self) -> float:
-        """Events per second per subscribed session; 0 turns generation off."""
+        """Market events (trades and quotes) per symbol per market second; 0: none."""
         return self._rate
 
     @rate.setter
@@ -255,15 +274,23 @@ class MarketSimulator:
             raise ValueError("batch_size must be >= 1")
         self._batch_size = int(value)
 
+    @property
+    def clock(self) -> MarketClock:
+        """The market clock: every generated event is stamped with its time."""
+        return self._clock
+
     def factory(self, cluster: StreamCluster | str) -> EventFactory:
-        """The simulator's own event factory for ``cluster``, shared by its sessions."""
+        """The simulator's own event factory for ``cluster``, shared by its sessions.
+
+        Its events carry market time and continue the generated symbols' prices
+        and sequence numbers.
+        """
         cluster = StreamCluster(cluster)
         factory = self._factories.get(cluster)
         if factory is None:
-            # Each cluster its own stream of numbers, all fixed by one seed.
-            offset = list(StreamCluster).index(cluster)
-            seed = None if self._seed is None else self._seed * 10 + offset
-            factory = self._factories[cluster] = EventFactory(cluster, seed)
+            # Each symbol draws its own numbers, all fixed by one seed.
+            factory = EventFactory(cluster, self._seed, clock=self._clock.now_ms)
+            self._factories[cluster] = factory
         return factory
 
     # -- inspection -------------------------------------------------------------
@@ -315,8 +342,8 @@ class MarketSimulator:
             if (wanted is None or s.cluster is wanted) and (s.authenticated or not authenticated)
         ]
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(coro)
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> None:
+        task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -354,7 +381,7 @@ class MarketSimulator:
         finally:
             session.closing = True
             del self._sessions[session.id]
-            await session.stop_generator()
+            await session.stop_sender()
             logger.debug("session %d ended", session.id)
             self._notify()
 
@@ -412,11 +439,7 @@ class MarketSimulator:
         session.authenticated = True
         if not await session.send_events([status_event("auth_success", "authenticated")]):
             return False
-        session.start_generator(
-            self.factory(session.cluster),
-            lambda: 0.0 if self._stalled else self._rate,
-            lambda: self._batch_size,
-        )
+        session.start_sender(lambda: self._batch_size)
         self._evict_extra(session)
         return True
 

@@ -2,7 +2,7 @@
 
 The pieces here hold no reference to the server: parsing a client message,
 applying a subscribe/unsubscribe request, deciding whether an event goes to a
-session, and the per-session loop that generates data.
+session, and the per-session loop that sends it the generated data.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -19,7 +19,6 @@ from websockets.exceptions import ConnectionClosed
 
 from polygon.enums import StreamCluster
 from polygon.streaming._channels import event_codes, symbol_field
-from polygon.streaming.simulator._data import EventFactory, default_symbols
 
 logger = logging.getLogger("polygon.streaming.simulator")
 
@@ -28,12 +27,10 @@ Event = dict[str, Any]
 WILDCARD = "*"
 STATUS = "status"
 
-# How often a session's generator wakes up. Short enough that a test waiting
-# for data does not wait long, long enough that frames hold several events.
-TICK_SECONDS = 0.05
-# A session whose client reads slowly falls behind; rather than send a burst
-# of everything it missed, the generator forgets backlog older than this.
-MAX_BACKLOG_SECONDS = 0.5
+# A session whose client reads slowly falls behind; rather than let its backlog
+# grow without bound, the feed's batches for it are dropped past this many
+# (about half a second of data).
+MAX_PENDING_BATCHES = 10
 
 
 def status_event(status: str, message: str) -> Event:
@@ -49,6 +46,8 @@ class Session:
     :ivar authenticated: whether an ``auth`` succeeded.
     :ivar subscriptions: the topics (``"T.AAPL"``, ``"T.*"``) it receives.
     :ivar connection: the websockets server connection.
+    :ivar dropped_events: generated events dropped because the client read too
+        slowly (its backlog passed about half a second of data).
     """
 
     def __init__(self, session_id: int, cluster: StreamCluster, connection: ServerConnection):
@@ -61,7 +60,9 @@ class Session:
         # Set once the simulator has decided to end this session, so it no longer
         # counts as live while its close handshake runs.
         self.closing = False
-        self._generator: asyncio.Task[None] | None = None
+        self.dropped_events = 0
+        self._outbox: asyncio.Queue[list[Event]] = asyncio.Queue()
+        self._sender: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         state = "authenticated" if self.authenticated else "unauthenticated"
@@ -91,20 +92,44 @@ class Session:
             return False
         return True
 
-    def start_generator(
-        self, factory: EventFactory, rate: Callable[[], float], batch: Callable[[], int]
-    ) -> None:
-        if self._generator is None:
-            self._generator = asyncio.create_task(
-                generate(self, factory, rate, batch), name=f"simulator-session-{self.id}"
+    def start_sender(self, batch: Callable[[], int]) -> None:
+        """Start sending what the feed :meth:`offer` s, in frames of at most ``batch()`` events."""
+        if self._sender is None:
+            self._sender = asyncio.create_task(
+                self._send_generated(batch), name=f"simulator-session-{self.id}"
             )
 
-    async def stop_generator(self) -> None:
-        task, self._generator = self._generator, None
+    async def stop_sender(self) -> None:
+        task, self._sender = self._sender, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def offer(self, events: list[Event]) -> bool:
+        """Queue generated events for this session; ``False`` if its backlog is full."""
+        if self._sender is None:
+            return False
+        if self._outbox.qsize() >= MAX_PENDING_BATCHES:
+            self.dropped_events += len(events)
+            logger.debug("session %d reads too slowly: %d events dropped", self.id, len(events))
+            return False
+        self._outbox.put_nowait(events)
+        return True
+
+    async def _send_generated(self, batch: Callable[[], int]) -> None:
+        try:
+            while True:
+                events = await self._outbox.get()
+                size = max(batch(), 1)
+                for start in range(0, len(events), size):
+                    if not await self.send_events(events[start : start + size]):
+                        return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A bug here must not take the session down silently with it.
+            logger.exception("sending data failed for session %d", self.id)
 
 
 def parse_message(raw: str | bytes) -> tuple[dict[str, Any] | None, str | None]:
@@ -149,59 +174,3 @@ def apply_subscription(session: Session, action: str, params: object) -> list[Ev
             session.subscriptions.discard(topic)
         acks.append(status_event("success", f"{verb}: {topic}"))
     return acks
-
-
-def expand_topics(cluster: StreamCluster, topics: Iterable[str]) -> list[tuple[str, str]]:
-    """``(code, symbol)`` pairs to generate for; ``EV.*`` means the default universe."""
-    pairs: list[tuple[str, str]] = []
-    for topic in sorted(topics):
-        code, _, symbol = topic.partition(".")
-        if symbol == WILDCARD:
-            pairs.extend((code, s) for s in default_symbols(cluster))
-        else:
-            pairs.append((code, symbol))
-    return list(dict.fromkeys(pairs))
-
-
-async def generate(
-    session: Session,
-    factory: EventFactory,
-    rate: Callable[[], float],
-    batch: Callable[[], int],
-) -> None:
-    """Send about ``rate()`` events a second, spread over the session's topics.
-
-    ``rate`` and ``batch`` are read on every tick so they can change at run time;
-    a rate of zero (or a stalled simulator, which reports zero) idles the loop.
-    """
-    loop = asyncio.get_running_loop()
-    budget = 0.0
-    cursor = 0
-    last = loop.time()
-    try:
-        while True:
-            await asyncio.sleep(TICK_SECONDS)
-            now = loop.time()
-            elapsed, last = now - last, now
-            per_second = rate()
-            pairs = expand_topics(session.cluster, session.subscriptions)
-            if per_second <= 0 or not pairs:
-                budget = 0.0
-                continue
-            budget = min(budget + per_second * elapsed, per_second * MAX_BACKLOG_SECONDS)
-            count = int(budget)
-            budget -= count
-            events = []
-            for _ in range(count):
-                code, symbol = pairs[cursor % len(pairs)]
-                cursor += 1
-                events.append(factory.make(code, symbol))
-            size = max(batch(), 1)
-            for start in range(0, len(events), size):
-                if not await session.send_events(events[start : start + size]):
-                    return
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        # A bug here must not take the session down silently with it.
-        logger.exception("data generation failed for session %d", session.id)
