@@ -470,7 +470,12 @@ def _tail_arguments(parser: argparse.ArgumentParser, *, demo: bool = False) -> N
         "nats://host:port (repeatable)",
     )
     if demo:
-        parser.add_argument("--rate", type=float, default=40.0, help="events per second")
+        parser.add_argument(
+            "--rate",
+            type=float,
+            default=4.0,
+            help="trades and quotes per symbol per second (default 4)",
+        )
     else:
         parser.add_argument("--host", default=None, help="hostname or ws:// URL of a server")
 
