@@ -9,7 +9,12 @@ import orjson
 import pytest
 
 from polygon.streaming._buffer import CLOSED, ConnectionEnded, StreamFailed
-from polygon.streaming._thread_buffer import MIN_EVENT_CHARS, UNCOUNTED, ThreadEventBuffer
+from polygon.streaming._thread_buffer import (
+    MIN_EVENT_CHARS,
+    UNCOUNTED,
+    Frame,
+    ThreadEventBuffer,
+)
 from polygon.streaming._thread_loop import LoopThread
 
 pytestmark = pytest.mark.timeout(10)
@@ -59,7 +64,7 @@ def test_drop_oldest_counts_exactly_and_keeps_markers_and_the_newest_frame() -> 
     for start in range(10, 60, 10):
         buffer.put(frame(start, 10))
     taken = drain(buffer)
-    frames = [item[0] for item in taken if type(item) is tuple]
+    frames = [item.events for item in taken if type(item) is Frame]
     assert [e["q"] for f in frames for e in f] == list(range(40, 60))
     assert marker in taken
     stats = buffer.stats

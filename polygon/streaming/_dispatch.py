@@ -1,6 +1,10 @@
 """Routing decoded events to user handlers.
 
-One handler per event code (``ev``). Whether a handler is a coroutine function
+One handler per event code (``ev``). Events no handler was set for go to the
+default handlers, which print them to standard output, as the older library's
+defaults did: they are the only library code that prints, and they stay quiet
+whenever something else already shows every event (``on_message``, an
+iterator, a batch handler). Whether a handler is a coroutine function
 is decided once, when it is set, so the per-event path is one dictionary
 lookup and one call. A handler that raises is logged with its traceback and
 counted; the other handlers and later events go on.
@@ -39,19 +43,27 @@ class _NoEventCode(ValueError):
 
 
 def default_message_handler(event: Event) -> None:
-    """The handler for events no handler was set for: logs them at INFO, never prints."""
+    """The handler for events no handler was set for: prints each one to standard output.
+
+    With :func:`default_status_handler`, the only library code that prints: a
+    script that subscribes without a handler sees its data, as documented. Set
+    a handler (or ``on_message``, a batch handler, an iterator) to silence it.
+    """
     code = event.get("ev")
     if type(code) is not str:
         # Checked here, off the hot path: only codes no handler matched get here.
         raise _NoEventCode(code)
-    message_logger.info("%s event: %r", code, event)
+    print(event, flush=True)  # noqa: T201 - the documented default handler prints
 
 
 def default_status_handler(event: Event) -> None:
-    """Logs status events; errors from the server at WARNING."""
-    status = event.get("status")
-    level = logging.WARNING if status == "error" else logging.INFO
-    message_logger.log(level, "status %s: %s", status, event.get("message"))
+    """Prints status events (login, acknowledgements, errors) to standard output.
+
+    Server errors are also logged at WARNING on ``polygon.streaming.messages``.
+    """
+    if event.get("status") == "error":
+        message_logger.warning("status error: %s", event.get("message"))
+    print(event, flush=True)  # noqa: T201 - the documented default handler prints
 
 
 def event_code_of(prefix: StreamServicePrefix | str) -> str:
@@ -119,6 +131,10 @@ class HandlerTable:
         self._sync_only = self.all_sync()
         self._build_calls()
 
+    def check(self, handler: object) -> None:
+        """Raise TypeError unless ``handler`` can be a handler here."""
+        check_handler(handler)
+
     def set(self, code: str, handler: Handler) -> None:
         check_handler(handler)
         entry = (handler, is_async_callable(handler))
@@ -170,10 +186,14 @@ class HandlerTable:
     def get(self, code: str) -> Handler:
         return self._table.get(code, self.default)[0]
 
-    async def dispatch(self, batch: list[Event]) -> None:
-        """Call each event's handler in order, awaiting async ones one at a time."""
-        if self.batch_handlers:
-            await self._dispatch_batch(batch)
+    async def dispatch(self, batch: list[Event], explicit_only: bool = False) -> None:
+        """Call each event's handler in order, awaiting async ones one at a time.
+
+        ``explicit_only``: the caller shows every event elsewhere (an iterator),
+        so only batch handlers and handlers set explicitly run.
+        """
+        if self.batch_handlers or explicit_only:
+            await self.dispatch_batch_handlers(batch)
             if self._explicit:
                 await self._dispatch_explicit(batch)
             return
@@ -233,7 +253,27 @@ class HandlerTable:
             return
         self._handler_failed(event, exc)
 
-    async def _dispatch_batch(self, batch: list[Event]) -> None:
+    async def dispatch_one(self, event: Event, explicit_only: bool = False) -> None:
+        """Call one event's handler (its explicit one only, with ``explicit_only``)."""
+        if self.stopped:
+            return
+        try:
+            if explicit_only:
+                entry = self._explicit.get(event["ev"], _SKIP)
+                if entry is _SKIP:
+                    return
+            else:
+                entry = self._table.get(event["ev"], self.default)
+            handler, is_async = entry
+            if is_async:
+                await handler(event)  # type: ignore[misc]
+            else:
+                handler(event)
+        except Exception as exc:
+            self._handler_failed(event, exc)
+
+    async def dispatch_batch_handlers(self, batch: list[Event]) -> None:
+        """Call every batch handler with ``batch`` (the per-event handlers are not called)."""
         for handler, is_async in self.batch_handlers:
             if self.stopped:
                 return
