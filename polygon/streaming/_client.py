@@ -45,7 +45,7 @@ def ensure_prefix(symbol: str, _prefix: str = "O:") -> str:
 
 
 class HandlerChanged:
-    """What :meth:`ClientBase.change_handler` returns: the change is already made.
+    """What ``change_handler()`` returns: the change is already made.
 
     Awaiting it is allowed (older scripts do) and optional: it is not a
     coroutine, so leaving it unawaited never warns.

@@ -585,7 +585,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
         ``on_close(client, 1000, ...)`` once. The client cannot be used afterwards.
 
         Any arguments are accepted and ignored, so it can be given to
-        :func:`signal.signal` as it is, as older scripts do::
+        ``signal.signal`` as it is, as older scripts do::
 
             signal.signal(signal.SIGTERM, client.close_stream)
         """
