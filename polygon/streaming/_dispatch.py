@@ -1,8 +1,9 @@
 """Routing decoded events to user handlers.
 
 One handler per event code (``ev``). Events no handler was set for go to the
-default handlers, which print them to standard output, as the older library's
-defaults did: they are the only library code that prints, and they stay quiet
+default handler, which prints them to standard output, as the older library's
+default did: it is the only library code that prints (status events are
+logged, not printed), and it stays quiet
 whenever something else already shows every event (``on_message``, an
 iterator, a batch handler). Whether a handler is a coroutine function
 is decided once, when it is set, so the per-event path is one dictionary
@@ -45,9 +46,9 @@ class _NoEventCode(ValueError):
 def default_message_handler(event: Event) -> None:
     """The handler for events no handler was set for: prints each one to standard output.
 
-    With :func:`default_status_handler`, the only library code that prints: a
-    script that subscribes without a handler sees its data, as documented. Set
-    a handler (or ``on_message``, a batch handler, an iterator) to silence it.
+    The only library code that prints: a script that subscribes without a
+    handler sees its data, as documented. Set a handler (or ``on_message``, a
+    batch handler, an iterator) to silence it.
     """
     code = event.get("ev")
     if type(code) is not str:
@@ -57,13 +58,14 @@ def default_message_handler(event: Event) -> None:
 
 
 def default_status_handler(event: Event) -> None:
-    """Prints status events (login, acknowledgements, errors) to standard output.
+    """Logs status events (login, acknowledgements) at INFO, server errors at WARNING.
 
-    Server errors are also logged at WARNING on ``polygon.streaming.messages``.
+    Not printed: the client acts on the statuses that matter itself, and
+    standard output stays the data's (a program piping events as JSON lines).
     """
-    if event.get("status") == "error":
-        message_logger.warning("status error: %s", event.get("message"))
-    print(event, flush=True)  # noqa: T201 - the documented default handler prints
+    status = event.get("status")
+    level = logging.WARNING if status == "error" else logging.INFO
+    message_logger.log(level, "status %s: %s", status, event.get("message"))
 
 
 def event_code_of(prefix: StreamServicePrefix | str) -> str:
@@ -97,7 +99,7 @@ class HandlerTable:
 
     Batch handlers get each frame's whole list of events in one call. While any
     is set, only handlers set explicitly for an event code still run per event:
-    the batch handlers have seen every event, so the logging defaults stay quiet.
+    the batch handlers have seen every event, so the (printing) default stays quiet.
     """
 
     def __init__(self) -> None:

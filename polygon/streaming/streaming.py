@@ -414,7 +414,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
         :meth:`start_stream_thread` started it, otherwise on the iterating thread
         just before each frame's events are yielded.
 
-        Events with no handler of their own skip the default (logging) handler
+        Events with no handler of their own skip the default (printing) handler
         while an iterator runs: the iterator shows them.
 
         :param include_status: also yield status events (``ev == "status"``).
