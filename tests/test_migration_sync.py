@@ -171,3 +171,22 @@ def test_change_handler_may_be_awaited_in_either_client() -> None:
     result = client.change_handler("T", print)
     assert hasattr(result, "__await__")
     client.close_stream()
+
+
+def test_login_and_reconnect_as_on_the_async_client(live: SimulatorThread) -> None:
+    client = StreamClient("FIRST-KEY", "stocks", live.url, on_message=lambda ws, msg: None)
+    client.login(key="SECOND-KEY")
+    assert client.is_connected
+
+    def keys() -> list[str]:
+        return [m["params"] for _, _, m in list(live.simulator.actions) if m["action"] == "auth"]
+
+    live.wait_for(lambda: "SECOND-KEY" in keys(), timeout=5)
+    assert "FIRST-KEY" not in keys()
+    ok, message = client.reconnect()
+    assert ok, message
+    assert client.is_connected
+    client.close_stream()
+    ok, message = client.reconnect()
+    assert not ok
+    assert "closed" in message

@@ -19,9 +19,9 @@ import dataclasses
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 from typing_extensions import Self
 
@@ -66,6 +66,7 @@ from polygon.streaming._thread_buffer import ThreadEventBuffer
 from polygon.streaming._thread_loop import LoopThread
 from polygon.streaming.errors import (
     ConnectionLostError,
+    PolygonStreamError,
     StreamClosedError,
     StreamConnectionError,
 )
@@ -574,6 +575,67 @@ class StreamClient(ClientBase, SyncStreamMethods):
             running = self._loop_thread.running
         if running:
             self._loop_thread.call(self._start_sink(sink), self._call_timeout)
+
+    # -- connection control --------------------------------------------------------------
+
+    def login(self, key: str | None = None, *, api_key: str | None = None) -> None:
+        """Connect and authenticate now, instead of when the stream starts.
+
+        Not needed in normal use. Starts the loop thread (not the dispatcher) if
+        it is not running, and returns once logged in.
+
+        :param key: a key to use from now on instead of the one given at
+            creation (the older library's name); if connected, the client
+            reconnects with it.
+        :param api_key: the same as ``key``.
+        :raises ~polygon.streaming.errors.AuthenticationError: the key was rejected.
+        :raises ~polygon.streaming.errors.StreamConnectionError: the server
+            could not be reached, or the loop thread did not answer in time.
+        """
+        new_key = key if key is not None else api_key
+        resolved = None if new_key is None else resolve_api_key(new_key)
+        with self._state_lock:
+            self._check_open()
+            if resolved is not None:
+                # Set before the loop starts: its first connection uses it.
+                self._engine.set_api_key(resolved)
+            self._start_loop(DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT)
+        self._call_on_loop(self._login_on_loop(resolved is not None), "login")
+
+    async def _login_on_loop(self, new_key: bool) -> None:
+        if new_key:
+            await self._engine.disconnect()  # a connection made with the older key
+        await self._engine.connect()
+
+    def reconnect(self) -> tuple[bool, str]:
+        """Drop the current connection (if any) and connect again, as the async client does.
+
+        The subscriptions are sent again and the handlers stay as they are.
+
+        :returns: ``(True, message)`` when the new connection is authenticated,
+            ``(False, message)`` saying why it is not.
+        """
+        if self._closing:
+            return False, "the client was closed with close_stream()"
+        try:
+            with self._state_lock:
+                self._start_loop(DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT)
+            self._call_on_loop(self._reconnect_on_loop(), "reconnect")
+        except PolygonStreamError as exc:
+            return False, str(exc)
+        return True, f"reconnected to {self.url}"
+
+    async def _reconnect_on_loop(self) -> None:
+        await self._engine.disconnect()
+        await self._engine.connect()
+
+    def _call_on_loop(self, coro: Coroutine[Any, Any, None], what: str) -> None:
+        """Run ``coro`` on the loop thread, waiting ``call_timeout`` for it to connect."""
+        timeout = self._call_timeout + (self._engine.options.open_timeout or 0)
+        try:
+            self._loop_thread.call(coro, timeout)
+        except TimeoutError as exc:
+            raise StreamConnectionError(f"{what} did not finish within {timeout:g} s") from exc
 
     # -- closing -------------------------------------------------------------------------
 
