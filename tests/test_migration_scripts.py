@@ -76,6 +76,19 @@ def start(script: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def run_script(tmp_path: Path, script: str, url: str) -> subprocess.CompletedProcess[str]:
+    """Run a script to its end; it must exit 0 with no traceback."""
+    result = subprocess.run(
+        [sys.executable, str(write(tmp_path, script)), url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result
+
+
 def read_until(proc: subprocess.Popen[str], needle: str, timeout: float = 20) -> list[str]:
     """Lines of standard output up to the first that holds ``needle``."""
     assert proc.stdout is not None
@@ -166,13 +179,7 @@ def test_close_stream_from_a_callback_ends_the_script(sim: SimulatorThread, tmp_
         client.start_stream_thread()
         client.subscribe_crypto_trades(["BTC-USD", "X:ETH-USD"])
     """
-    result = subprocess.run(
-        [sys.executable, str(write(tmp_path, script)), sim.url],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_script(tmp_path, script, sim.url)
     assert "code 1000" in result.stdout
     assert "Traceback" not in result.stderr
 
@@ -192,13 +199,7 @@ def test_an_iterating_script_exits_as_soon_as_it_returns(
         print("got ten", flush=True)
     """
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, str(write(tmp_path, script)), sim.url],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_script(tmp_path, script, sim.url)
     assert result.stdout.strip() == "got ten"
     assert "Traceback" not in result.stderr
     assert time.monotonic() - started < 25
@@ -222,13 +223,7 @@ def test_the_readme_async_example_prints_with_the_default_handler(
         if __name__ == "__main__":
             asyncio.run(main())
     """
-    result = subprocess.run(
-        [sys.executable, str(write(tmp_path, script)), sim.url],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_script(tmp_path, script, sim.url)
     assert "'ev': 'T'" in result.stdout
     assert "'status'" not in result.stdout
     assert result.stderr == ""

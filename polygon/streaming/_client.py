@@ -12,7 +12,7 @@ from typing import Any
 
 from polygon.enums import StreamCluster, StreamHost, StreamServicePrefix
 from polygon.streaming._buffer import BufferStats
-from polygon.streaming._config import ClientConfig
+from polygon.streaming._config import ClientConfig, resolve_api_key
 from polygon.streaming._dispatch import BatchHandler, Handler, HandlerTable, event_code_of
 from polygon.streaming._engine import FrameSink, StreamEngine
 from polygon.streaming._protocol import Symbols
@@ -124,6 +124,12 @@ class ClientBase:
     def stats(self) -> StreamStats:
         """A snapshot of the client's counters (see :class:`~polygon.streaming.StreamStats`)."""
         return collect(self._engine.stats, self._buffer_stats(), self._handlers)
+
+    @staticmethod
+    def _login_key(key: str | None, api_key: str | None) -> str | None:
+        """The key given to ``login`` under either name, checked; None for none."""
+        given = key if key is not None else api_key
+        return None if given is None else resolve_api_key(given)
 
     def _check_open(self) -> None:
         if self._is_closed():

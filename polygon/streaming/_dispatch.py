@@ -288,21 +288,10 @@ class HandlerTable:
                 self._call_batch(handler, batch)
 
     async def _dispatch_explicit(self, batch: list[Event]) -> None:
-        lookup = self._explicit.get
         for event in batch:
             if self.stopped:
                 return
-            try:
-                entry = lookup(event["ev"], _SKIP)
-                if entry is _SKIP:
-                    continue
-                handler, is_async = entry
-                if is_async:
-                    await handler(event)  # type: ignore[misc]
-                else:
-                    handler(event)
-            except Exception as exc:
-                self._handler_failed(event, exc)
+            await self.dispatch_one(event, explicit_only=True)
 
     def _call_batch(self, handler: BatchHandler, batch: list[Event]) -> None:
         try:

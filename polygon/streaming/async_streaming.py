@@ -445,9 +445,9 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
             could not be reached.
         """
         self._check_open()
-        new_key = key if key is not None else api_key
+        new_key = self._login_key(key, api_key)
         if new_key is not None:
-            self._engine.set_api_key(resolve_api_key(new_key))
+            self._engine.set_api_key(new_key)
             await self._engine.disconnect()
         await self._engine.connect()
 

@@ -592,8 +592,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
         :raises ~polygon.streaming.errors.StreamConnectionError: the server
             could not be reached, or the loop thread did not answer in time.
         """
-        new_key = key if key is not None else api_key
-        resolved = None if new_key is None else resolve_api_key(new_key)
+        resolved = self._login_key(key, api_key)
         with self._state_lock:
             self._check_open()
             if resolved is not None:
