@@ -190,3 +190,16 @@ def test_login_and_reconnect_as_on_the_async_client(live: SimulatorThread) -> No
     ok, message = client.reconnect()
     assert not ok
     assert "closed" in message
+
+
+def test_ctrl_c_with_no_stream_running_is_pythons_own(live: SimulatorThread) -> None:
+    from polygon.streaming import _interrupt
+
+    client = StreamClient(KEY, "stocks", live.url, on_message=lambda ws, msg: None)
+    client.start_stream_thread()
+    assert client in list(_interrupt._running)
+    client.close_stream()
+    assert client not in list(_interrupt._running)
+    if not list(_interrupt._running):
+        with pytest.raises(KeyboardInterrupt):
+            _interrupt._on_interrupt(signal.SIGINT, None)

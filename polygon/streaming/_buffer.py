@@ -64,21 +64,22 @@ class Frame(NamedTuple):
 
 
 class RawFrame(NamedTuple):
-    """A frame crossing to another thread undecoded: the consumer decodes it.
-
-    ``event_count`` is its number of events, or ``UNCOUNTED`` while the buffer has not
-    needed to know (see :mod:`polygon.streaming._thread_buffer`).
-    """
+    """A counted frame crossing to another thread undecoded: the consumer decodes it."""
 
     event_count: int
     text: str
 
 
-# RawFrame.event_count of a frame not counted yet.
+# A frame crossing undecoded whose events the buffer has not needed to count
+# (see :mod:`polygon.streaming._thread_buffer`) is its text itself: the most
+# common item of a busy stream costs no allocation on the reader's thread.
+UncountedFrame = str
+
+# events_in() of an UncountedFrame.
 UNCOUNTED = -1
 
-# What a thread buffer carries: frames of either kind, and markers.
-ThreadItem = Frame | RawFrame | Marker
+# What a thread buffer carries: frames of any kind, and markers.
+ThreadItem = Frame | RawFrame | UncountedFrame | Marker
 
 
 @dataclass
@@ -104,11 +105,13 @@ def check_buffer_options(max_buffered_events: int, overflow: str) -> None:
 
 
 def events_in(item: object) -> int:
-    """Events in a buffered frame: a list of events, a :class:`Frame`, or a
-    :class:`RawFrame` (its count, ``UNCOUNTED`` included); 0 for a marker."""
+    """Events in a buffered frame: a list of events, a :class:`Frame`, a
+    :class:`RawFrame`, or ``UNCOUNTED`` for an uncounted frame; 0 for a marker."""
     kind = type(item)
     if kind is list:
         return len(item)  # type: ignore[arg-type]
+    if kind is str:
+        return UNCOUNTED
     if kind is RawFrame:
         return item.event_count  # type: ignore[attr-defined, no-any-return]
     if kind is Frame or kind is tuple:
@@ -121,7 +124,7 @@ def is_frame(item: object) -> bool:
     return type(item) in _FRAME_TYPES
 
 
-_FRAME_TYPES = (list, Frame, RawFrame, tuple)
+_FRAME_TYPES = (list, Frame, RawFrame, str, tuple)
 
 
 def drop_oldest(items: deque[Any], stats: BufferStats, limit: int) -> deque[Any]:

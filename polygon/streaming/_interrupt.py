@@ -61,16 +61,17 @@ def forget(client: Closable) -> None:
 def _on_interrupt(signum: int, frame: FrameType | None) -> None:
     with _lock:
         clients = list(_running)
+    if not clients:
+        # No stream of ours keeps the process: Python's own behaviour.
+        signal.default_int_handler(signum, frame)
+        return
     main_code_running = threading.main_thread().is_alive()
-    if clients:
-        if not main_code_running:
-            logger.warning("interrupted (Ctrl-C): closing %d stream(s)", len(clients))
-        # Closed on a thread of their own: this handler may have interrupted the
-        # main thread while it held one of the client's locks.
-        closer = threading.Thread(
-            target=_close_all, args=(clients,), name="polygon-stream-interrupt"
-        )
-        closer.start()
+    if not main_code_running:
+        logger.warning("interrupted (Ctrl-C): closing %d stream(s)", len(clients))
+    # Closed on a thread of their own: this handler may have interrupted the
+    # main thread while it held one of the client's locks.
+    closer = threading.Thread(target=_close_all, args=(clients,), name="polygon-stream-interrupt")
+    closer.start()
     if main_code_running:
         signal.default_int_handler(signum, frame)
 

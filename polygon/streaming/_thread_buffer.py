@@ -37,12 +37,13 @@ from polygon.streaming._buffer import (
     RawFrame,
     StreamFailed,
     ThreadItem,
+    UncountedFrame,
     check_buffer_options,
     drop_oldest,
     events_in,
 )
 
-__all__ = ["UNCOUNTED", "Frame", "RawFrame", "ThreadEventBuffer"]
+__all__ = ["UNCOUNTED", "Frame", "RawFrame", "ThreadEventBuffer", "UncountedFrame"]
 
 # The consumer takes at most 1/CHUNKS_PER_LIMIT of the limit at a time.
 CHUNKS_PER_LIMIT = 16
@@ -112,11 +113,7 @@ class ThreadEventBuffer:
         with self._cond:
             stats = dataclasses.replace(self._stats)
             if self._uncounted_chars:
-                waiting = sum(
-                    count_events(item.text)
-                    for item in self._items
-                    if type(item) is RawFrame and item.event_count == UNCOUNTED
-                )
+                waiting = sum(count_events(item) for item in self._items if type(item) is str)
                 stats.received += waiting
                 stats.backlog += waiting
             taken = sum(count_events(frame) for frame in self._unsettled)
@@ -143,7 +140,7 @@ class ThreadEventBuffer:
                     self._add_locked(RawFrame(count, frame), count)
                 else:
                     self._uncounted_chars = chars
-                    self._items.append(RawFrame(UNCOUNTED, frame))
+                    self._items.append(frame)
             wake_later = self._wake_locked()
         if wake_later:
             asyncio.get_running_loop().call_soon(self._wake_consumer)
@@ -186,11 +183,11 @@ class ThreadEventBuffer:
         stats = self._stats
         counted: deque[ThreadItem] = deque()
         for item in self._items:
-            if type(item) is RawFrame and item.event_count == UNCOUNTED:
-                count = count_events(item.text)
+            if type(item) is str:
+                count = count_events(item)
                 stats.received += count
                 stats.backlog += count
-                item = RawFrame(count, item.text)
+                item = RawFrame(count, item)
             counted.append(item)
         self._items = counted
         self._uncounted_chars = 0
@@ -257,9 +254,9 @@ class ThreadEventBuffer:
     def take_all(self, timeout: float | None = None) -> list[ThreadItem]:
         """What is buffered, up to ``chunk_events`` events, waiting up to ``timeout``.
 
-        Returns ``[]`` after the timeout. Frames come as :class:`Frame` or
-        :class:`RawFrame` (to decode); markers as themselves. ``CLOSED`` stays
-        in the buffer, so every consumer sees it.
+        Returns ``[]`` after the timeout. Frames come as :class:`Frame`, or to
+        decode as :class:`RawFrame` or (uncounted) their text; markers as
+        themselves. ``CLOSED`` stays in the buffer, so every consumer sees it.
         """
         with self._cond:
             if not self._items:
@@ -279,16 +276,14 @@ class ThreadEventBuffer:
                 if item is CLOSED:
                     break
                 items.popleft()
-                count = events_in(item)
-                if count == UNCOUNTED:
+                if type(item) is str:
                     # Counted by the consumer (settle); its bound limits the take.
-                    frame = item.text  # type: ignore[union-attr]
-                    chars = len(frame)
+                    chars = len(item)
                     self._uncounted_chars -= chars
-                    self._unsettled.append(frame)
+                    self._unsettled.append(item)
                     taken_bound += chars // MIN_EVENT_CHARS
                 else:
-                    delivered += count
+                    delivered += events_in(item)
             self._stats.backlog -= delivered
             self._stats.delivered += delivered
         if self._room is not None:

@@ -30,7 +30,6 @@ from polygon.streaming import _interrupt
 from polygon.streaming._buffer import (
     CLOSED,
     DEFAULT_MAX_BUFFERED_EVENTS,
-    UNCOUNTED,
     BufferStats,
     ConnectionEnded,
     Event,
@@ -39,6 +38,7 @@ from polygon.streaming._buffer import (
     RawFrame,
     StreamFailed,
     ThreadItem,
+    UncountedFrame,
 )
 from polygon.streaming._client import DELAYED_HOST, HOST, ClientBase, ensure_prefix
 from polygon.streaming._config import (
@@ -356,7 +356,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
                 if self._closing and item is not CLOSED:
                     continue  # closed while these were being taken: drop them
                 kind = type(item)
-                if kind is Frame or kind is RawFrame:
+                if kind is str or kind is Frame or kind is RawFrame:
                     frame = self._decoded(item)  # type: ignore[arg-type]
                     if frame is None:
                         continue
@@ -369,15 +369,17 @@ class StreamClient(ClientBase, SyncStreamMethods):
                 elif not self._on_marker(item):
                     return
 
-    def _decoded(self, item: Frame | RawFrame) -> Frame | None:
+    def _decoded(self, item: Frame | RawFrame | UncountedFrame) -> Frame | None:
         """A frame with its events, decoding it here if the loop thread did not."""
         if type(item) is Frame:
             return item
-        text = item.text
-        events = self._engine.decode_events(text)
-        if item[0] == UNCOUNTED:
+        if type(item) is str:
+            events = self._engine.decode_events(item)
             # Settled before any handler runs: a handler may read the stats.
-            self._buffer.settle(text, 0 if events is None else len(events))
+            self._buffer.settle(item, 0 if events is None else len(events))
+            return None if events is None else Frame(events, item)
+        text = item.text  # type: ignore[union-attr]
+        events = self._engine.decode_events(text)
         return None if events is None else Frame(events, text)
 
     def _deliver(self, frame: Frame, explicit_only: bool) -> None:
@@ -490,7 +492,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
                 continue
             item = pending.popleft()
             kind = type(item)
-            if kind is Frame or kind is RawFrame:
+            if kind is str or kind is Frame or kind is RawFrame:
                 frame = self._decoded(item)  # type: ignore[arg-type]
                 if frame is None:
                     continue
