@@ -247,13 +247,13 @@ class Adapter:
         raise NotImplementedError
 
     async def subscribe_trades(self, symbols: list[str]) -> None:
-        await self.call("subscribe_stock_trades", symbols, self.trade_handler)
+        await self.call("subscribe_stock_trades", symbols, handler_function=self.trade_handler)
 
     async def unsubscribe_trades(self, symbols: list[str]) -> None:
         await self.call("unsubscribe_stock_trades", symbols)
 
     async def subscribe_quotes(self, symbols: list[str]) -> None:
-        await self.call("subscribe_stock_quotes", symbols, self.trade_handler)
+        await self.call("subscribe_stock_quotes", symbols, handler_function=self.trade_handler)
 
     @property
     def trade_handler(self) -> Callable[[Event], Any]:

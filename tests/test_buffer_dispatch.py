@@ -403,12 +403,12 @@ def test_is_async_callable() -> None:
 
 
 @pytest.mark.anyio
-async def test_default_handler_for_unknown_codes(caplog: pytest.LogCaptureFixture) -> None:
+async def test_default_handler_for_unknown_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    # The documented default handler prints each event to standard output.
     table = HandlerTable()
     assert table.get("ZZZ") is default_message_handler
-    with caplog.at_level(logging.INFO, logger="polygon.streaming.messages"):
-        await table.dispatch(frame("ZZZ", 1))
-    assert any("ZZZ" in r.getMessage() for r in caplog.records)
+    await table.dispatch(frame("ZZZ", 1))
+    assert capsys.readouterr().out == f"{frame('ZZZ', 1)[0]!r}\n"
     catch_all = Recorder()
     table.default = (catch_all, False)
     known = Recorder()
@@ -429,7 +429,9 @@ async def test_async_default_handler() -> None:
 
 
 @pytest.mark.anyio
-async def test_status_handler(caplog: pytest.LogCaptureFixture) -> None:
+async def test_status_handler(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
     table = HandlerTable()
     assert table.get("status") is default_status_handler
     with caplog.at_level(logging.INFO, logger="polygon.streaming.messages"):
@@ -442,6 +444,7 @@ async def test_status_handler(caplog: pytest.LogCaptureFixture) -> None:
     levels = [(r.levelno, r.getMessage()) for r in caplog.records]
     assert (logging.INFO, "status auth_success: authenticated") in levels
     assert (logging.WARNING, "status error: bad request") in levels
+    assert capsys.readouterr().out == ""  # logged, never printed
     mine = Recorder()
     table.set(StreamServicePrefix.STATUS.value, mine)
     event = {"ev": "status", "status": "success", "message": "subscribed to: T.AAPL"}

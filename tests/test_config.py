@@ -11,6 +11,7 @@ from polygon.enums import StreamCluster, StreamHost
 from polygon.streaming._config import (
     API_KEY_VARIABLES,
     check_reconnect_options,
+    reconnect_options,
     resolve_api_key,
 )
 from polygon.streaming.errors import ConfigurationError, PolygonStreamError
@@ -170,7 +171,7 @@ def test_client_bad_host(bad: object) -> None:
 
 
 @pytest.mark.parametrize("name", ["ping_interval", "ping_timeout", "open_timeout"])
-@pytest.mark.parametrize("bad", [-1, -0.5, 0, 0.0, True, False, "20", [20], math.nan])
+@pytest.mark.parametrize("bad", [-1, -0.5, True, False, "20", [20], math.nan])
 def test_client_bad_seconds(name: str, bad: object) -> None:
     with pytest.raises(ConfigurationError) as info:
         make_client(**{name: bad})
@@ -184,6 +185,20 @@ def test_client_bad_seconds(name: str, bad: object) -> None:
 @pytest.mark.parametrize("good", [None, 0.5, 1, 30])
 def test_client_good_seconds(name: str, good: object) -> None:
     make_client(**{name: good})
+
+
+@pytest.mark.parametrize("bad", [0, 0.0])
+def test_open_timeout_zero_is_refused(bad: object) -> None:
+    with pytest.raises(ConfigurationError, match="open_timeout"):
+        make_client(open_timeout=bad)
+
+
+@pytest.mark.parametrize("name", ["ping_interval", "ping_timeout"])
+@pytest.mark.parametrize("off", [0, 0.0, None])
+def test_keepalive_zero_or_none_turns_it_off(name: str, off: object) -> None:
+    # The older library documents 0 as "no pings" (and no pong deadline).
+    client = make_client(**{name: off})
+    assert getattr(client._engine.options, name) is None
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "100", None, True, False])
@@ -265,13 +280,18 @@ async def test_handle_messages_checks_reconnect_options(attempts: object, delay:
 
 @pytest.mark.parametrize(
     ("attempts", "delay"),
-    [(None, 0), (None, 5), (1, 0), (5, 1.5), (100, 0.001), (1, 60)],
+    [(None, 0), (None, 5), (False, 5), (1, 0), (5, 1.5), (100, 0.001), (1, 60)],
 )
 def test_good_reconnect_options(attempts: object, delay: object) -> None:
     check_reconnect_options(attempts, delay)
 
 
-@pytest.mark.parametrize("bad", [0, -1, True, False, 1.5, "3", [3]])
+@pytest.mark.parametrize("unlimited", [None, False])
+def test_none_and_false_both_mean_no_limit(unlimited: object) -> None:
+    assert reconnect_options(unlimited, 1).max_attempts is None
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5, "3", [3]])
 def test_bad_max_reconnection_attempts(bad: object) -> None:
     with pytest.raises(ConfigurationError) as info:
         check_reconnect_options(bad, 5)

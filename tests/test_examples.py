@@ -40,10 +40,12 @@ def run(name: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedP
 def test_every_example_is_covered() -> None:
     covered = {
         "async_handlers.py",
+        "async_iteration.py",
         "async_reconnect.py",
         "blocking_callbacks.py",
         "iter_messages.py",
         "change_handler.py",
+        "older_callback_script.py",
         "record_to_file.py",
         "typed_handlers.py",
     }
@@ -99,3 +101,17 @@ def test_record_to_file(sim: SimulatorThread, tmp_path: Path) -> None:
 def test_typed_handlers(sim: SimulatorThread) -> None:
     out = run("typed_handlers.py", sim.url, "1.5").stdout
     assert "BTC-USD" in out
+
+
+def test_async_iteration(sim: SimulatorThread) -> None:
+    out = run("async_iteration.py", sim.url, "15").stdout.splitlines()
+    assert out[14].startswith("15 ")
+    assert "BTC-USD" in "\n".join(out)
+    assert out[15].startswith("StreamStats(")
+
+
+def test_older_callback_script(sim: SimulatorThread) -> None:
+    # main() returns at once: the stream keeps the process alive until a callback closes it.
+    out = run("older_callback_script.py", sim.url, "5").stdout
+    assert out.count("msg received: ") >= 5
+    assert "Stream close with code: 1000" in out

@@ -351,6 +351,7 @@ METHOD_NAMES = [
 
 SUBSCRIBE_PARAMS = ["self", "symbols", "handler_function", "force_uppercase_symbols"]
 UNSUBSCRIBE_PARAMS = ["self", "symbols", "force_uppercase_symbols"]
+SYNC_SUBSCRIBE_PARAMS = ["self", "symbols", "force_uppercase_symbols", "handler_function"]
 
 
 def test_alias_points_at_index_value() -> None:
@@ -365,8 +366,14 @@ def test_generated_method(cls: type, name: str) -> None:
     assert method.__doc__ and method.__doc__.strip()
     params = list(inspect.signature(method).parameters)
     expected = SUBSCRIBE_PARAMS if name.startswith("subscribe_") else UNSUBSCRIBE_PARAMS
+    if cls is SyncStreamMethods and name.startswith("subscribe_"):
+        # The older blocking client's order: (symbols, force_uppercase_symbols).
+        expected = SYNC_SUBSCRIBE_PARAMS
     assert params == expected
     signature = inspect.signature(method)
+    if cls is SyncStreamMethods and name.startswith("subscribe_"):
+        kind = signature.parameters["handler_function"].kind
+        assert kind is inspect.Parameter.KEYWORD_ONLY
     assert signature.parameters["symbols"].default is None
     assert signature.parameters["force_uppercase_symbols"].default is True
     if name.startswith("subscribe_"):

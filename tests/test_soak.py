@@ -183,7 +183,7 @@ class Soak:
         code, symbol = topic.split(".", 1)
         stream = {"T": "stock_trades", "Q": "stock_quotes"}[code]
         if action == "subscribe":
-            await self.adapter.call(f"subscribe_{stream}", [symbol], self.check)
+            await self.adapter.call(f"subscribe_{stream}", [symbol], handler_function=self.check)
             self.desired.add(topic)
         else:
             await self.adapter.call(f"unsubscribe_{stream}", [symbol])

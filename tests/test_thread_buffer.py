@@ -8,8 +8,13 @@ import threading
 import orjson
 import pytest
 
-from polygon.streaming._buffer import CLOSED, ConnectionEnded, StreamFailed
-from polygon.streaming._thread_buffer import MIN_EVENT_CHARS, UNCOUNTED, ThreadEventBuffer
+from polygon.streaming._buffer import CLOSED, ConnectionEnded, StreamFailed, events_in
+from polygon.streaming._thread_buffer import (
+    MIN_EVENT_CHARS,
+    UNCOUNTED,
+    Frame,
+    ThreadEventBuffer,
+)
 from polygon.streaming._thread_loop import LoopThread
 
 pytestmark = pytest.mark.timeout(10)
@@ -59,7 +64,7 @@ def test_drop_oldest_counts_exactly_and_keeps_markers_and_the_newest_frame() -> 
     for start in range(10, 60, 10):
         buffer.put(frame(start, 10))
     taken = drain(buffer)
-    frames = [item[0] for item in taken if type(item) is tuple]
+    frames = [item.events for item in taken if type(item) is Frame]
     assert [e["q"] for f in frames for e in f] == list(range(40, 60))
     assert marker in taken
     stats = buffer.stats
@@ -81,12 +86,14 @@ def test_raw_frames_are_left_to_the_consumer_to_count_and_the_stats_stay_exact()
     buffer.put_raw_frames([raw(3, 2)])
     assert counts(buffer) == (5, 0, 0, 5)
     taken = buffer.take_all(timeout=1)
-    assert [item[0] for item in taken] == [UNCOUNTED, UNCOUNTED]  # type: ignore[index]
+    # Uncounted frames cross as their text alone.
+    assert taken == [raw(0, 3), raw(3, 2)]
+    assert [events_in(item) for item in taken] == [UNCOUNTED, UNCOUNTED]
     # Taken, not yet decoded: delivered already, as for counted frames.
     assert counts(buffer) == (5, 5, 0, 0)
-    buffer.settle(taken[1][1], 2)  # type: ignore[index]
+    buffer.settle(taken[1], 2)  # type: ignore[arg-type]
     assert counts(buffer) == (5, 5, 0, 0)
-    buffer.settle(taken[0][1], 3)  # type: ignore[index]
+    buffer.settle(taken[0], 3)  # type: ignore[arg-type]
     assert counts(buffer) == (5, 5, 0, 0)
 
 
@@ -120,7 +127,7 @@ def test_a_take_of_raw_frames_is_bounded_by_their_largest_possible_count() -> No
     bound = len(texts[0]) // MIN_EVENT_CHARS
     assert len(first) == -(-buffer.chunk_events // bound)
     rest = drain(buffer)
-    assert [item[1] for item in first + rest] == texts  # type: ignore[index]
+    assert first + rest == texts
     assert counts(buffer) == (200, 200, 0, 0)
 
 

@@ -71,7 +71,7 @@ class AsyncStreamMethods:
             exactly as given, as the request's ``params``.
         :param handler_function: called with each decoded event of this stream (a dict); a
             function or a coroutine function. It replaces the handler for these events; without
-            one the current handler stays (at first, one that logs).
+            one the current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -126,7 +126,7 @@ class AsyncStreamMethods:
             request's ``params``.
         :param handler_function: called with each decoded event of this stream (a dict); a
             function or a coroutine function. It replaces the handler for these events; without
-            one the current handler stays (at first, one that logs).
+            one the current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -181,7 +181,7 @@ class AsyncStreamMethods:
             request's ``params``.
         :param handler_function: called with each decoded event of this stream (a dict); a
             function or a coroutine function. It replaces the handler for these events; without
-            one the current handler stays (at first, one that logs).
+            one the current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -236,7 +236,7 @@ class AsyncStreamMethods:
             request's ``params``.
         :param handler_function: called with each decoded event of this stream (a dict); a
             function or a coroutine function. It replaces the handler for these events; without
-            one the current handler stays (at first, one that logs).
+            one the current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -291,7 +291,7 @@ class AsyncStreamMethods:
             request's ``params``.
         :param handler_function: called with each decoded event of this stream (a dict); a
             function or a coroutine function. It replaces the handler for these events; without
-            one the current handler stays (at first, one that logs).
+            one the current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -346,7 +346,7 @@ class AsyncStreamMethods:
             request's ``params``.
         :param handler_function: called with each decoded event of this stream (a dict); a
             function or a coroutine function. It replaces the handler for these events; without
-            one the current handler stays (at first, one that logs).
+            one the current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -401,7 +401,7 @@ class AsyncStreamMethods:
             request's ``params``.
         :param handler_function: called with each decoded event of this stream (a dict); a
             function or a coroutine function. It replaces the handler for these events; without
-            one the current handler stays (at first, one that logs).
+            one the current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -456,7 +456,7 @@ class AsyncStreamMethods:
             plain string is sent exactly as given, as the request's ``params``.
         :param handler_function: called with each decoded event of this stream (a dict); a
             function or a coroutine function. It replaces the handler for these events; without
-            one the current handler stays (at first, one that logs).
+            one the current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -511,7 +511,7 @@ class AsyncStreamMethods:
             plain string is sent exactly as given, as the request's ``params``.
         :param handler_function: called with each decoded event of this stream (a dict); a
             function or a coroutine function. It replaces the handler for these events; without
-            one the current handler stays (at first, one that logs).
+            one the current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -566,7 +566,7 @@ class AsyncStreamMethods:
             plain string is sent exactly as given, as the request's ``params``.
         :param handler_function: called with each decoded event of this stream (a dict); a
             function or a coroutine function. It replaces the handler for these events; without
-            one the current handler stays (at first, one that logs).
+            one the current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -621,7 +621,7 @@ class AsyncStreamMethods:
             plain string is sent exactly as given, as the request's ``params``.
         :param handler_function: called with each decoded event of this stream (a dict); a
             function or a coroutine function. It replaces the handler for these events; without
-            one the current handler stays (at first, one that logs).
+            one the current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -676,7 +676,7 @@ class AsyncStreamMethods:
             is sent exactly as given, as the request's ``params``.
         :param handler_function: called with each decoded event of this stream (a dict); a
             function or a coroutine function. It replaces the handler for these events; without
-            one the current handler stays (at first, one that logs).
+            one the current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -731,7 +731,7 @@ class AsyncStreamMethods:
             is sent exactly as given, as the request's ``params``.
         :param handler_function: called with each decoded event of this stream (a dict); a
             function or a coroutine function. It replaces the handler for these events; without
-            one the current handler stays (at first, one that logs).
+            one the current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -786,7 +786,7 @@ class AsyncStreamMethods:
             is sent exactly as given, as the request's ``params``.
         :param handler_function: called with each decoded event of this stream (a dict); a
             function or a coroutine function. It replaces the handler for these events; without
-            one the current handler stays (at first, one that logs).
+            one the current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -841,7 +841,7 @@ class AsyncStreamMethods:
             is sent exactly as given, as the request's ``params``.
         :param handler_function: called with each decoded event of this stream (a dict); a
             function or a coroutine function. It replaces the handler for these events; without
-            one the current handler stays (at first, one that logs).
+            one the current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -896,7 +896,7 @@ class AsyncStreamMethods:
             is sent exactly as given, as the request's ``params``.
         :param handler_function: called with each decoded event of this stream (a dict); a
             function or a coroutine function. It replaces the handler for these events; without
-            one the current handler stays (at first, one that logs).
+            one the current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -951,7 +951,7 @@ class AsyncStreamMethods:
             is sent exactly as given, as the request's ``params``.
         :param handler_function: called with each decoded event of this stream (a dict); a
             function or a coroutine function. It replaces the handler for these events; without
-            one the current handler stays (at first, one that logs).
+            one the current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -1006,7 +1006,7 @@ class AsyncStreamMethods:
             is sent exactly as given, as the request's ``params``.
         :param handler_function: called with each decoded event of this stream (a dict); a
             function or a coroutine function. It replaces the handler for these events; without
-            one the current handler stays (at first, one that logs).
+            one the current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -1061,7 +1061,7 @@ class AsyncStreamMethods:
             is sent exactly as given, as the request's ``params``.
         :param handler_function: called with each decoded event of this stream (a dict); a
             function or a coroutine function. It replaces the handler for these events; without
-            one the current handler stays (at first, one that logs).
+            one the current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -1116,7 +1116,7 @@ class AsyncStreamMethods:
             is sent exactly as given, as the request's ``params``.
         :param handler_function: called with each decoded event of this stream (a dict); a
             function or a coroutine function. It replaces the handler for these events; without
-            one the current handler stays (at first, one that logs).
+            one the current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -1171,7 +1171,7 @@ class AsyncStreamMethods:
             is sent exactly as given, as the request's ``params``.
         :param handler_function: called with each decoded event of this stream (a dict); a
             function or a coroutine function. It replaces the handler for these events; without
-            one the current handler stays (at first, one that logs).
+            one the current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -1226,7 +1226,7 @@ class AsyncStreamMethods:
             is sent exactly as given, as the request's ``params``.
         :param handler_function: called with each decoded event of this stream (a dict); a
             function or a coroutine function. It replaces the handler for these events; without
-            one the current handler stays (at first, one that logs).
+            one the current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.

@@ -19,7 +19,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from polygon.streaming.errors import ConfigurationError
 
@@ -51,7 +51,35 @@ class _Closed:
 
 CLOSED = _Closed()
 
-Item = Batch | ConnectionEnded | StreamFailed | _Closed
+Marker = ConnectionEnded | StreamFailed | _Closed
+Item = Batch | Marker
+
+
+class Frame(NamedTuple):
+    """A decoded frame crossing to another thread: its events, and its raw text
+    (``""`` when nobody asked for it)."""
+
+    events: Batch
+    text: str
+
+
+class RawFrame(NamedTuple):
+    """A counted frame crossing to another thread undecoded: the consumer decodes it."""
+
+    event_count: int
+    text: str
+
+
+# A frame crossing undecoded whose events the buffer has not needed to count
+# (see :mod:`polygon.streaming._thread_buffer`) is its text itself: the most
+# common item of a busy stream costs no allocation on the reader's thread.
+UncountedFrame = str
+
+# events_in() of an UncountedFrame.
+UNCOUNTED = -1
+
+# What a thread buffer carries: frames of any kind, and markers.
+ThreadItem = Frame | RawFrame | UncountedFrame | Marker
 
 
 @dataclass
@@ -77,14 +105,26 @@ def check_buffer_options(max_buffered_events: int, overflow: str) -> None:
 
 
 def events_in(item: object) -> int:
-    """Events in a buffered frame: a list of events, an ``(events, raw)`` pair, or an
-    ``(event count, raw)`` pair for a frame not decoded yet."""
-    if type(item) is list:
-        return len(item)
-    if type(item) is tuple:
-        first = item[0]
-        return first if type(first) is int else len(first)
+    """Events in a buffered frame: a list of events, a :class:`Frame`, a
+    :class:`RawFrame`, or ``UNCOUNTED`` for an uncounted frame; 0 for a marker."""
+    kind = type(item)
+    if kind is list:
+        return len(item)  # type: ignore[arg-type]
+    if kind is str:
+        return UNCOUNTED
+    if kind is RawFrame:
+        return item.event_count  # type: ignore[attr-defined, no-any-return]
+    if kind is Frame or kind is tuple:
+        return len(item[0])  # type: ignore[index]
     return 0
+
+
+def is_frame(item: object) -> bool:
+    """A frame (of any kind), not a marker."""
+    return type(item) in _FRAME_TYPES
+
+
+_FRAME_TYPES = (list, Frame, RawFrame, str, tuple)
 
 
 def drop_oldest(items: deque[Any], stats: BufferStats, limit: int) -> deque[Any]:
@@ -97,7 +137,7 @@ def drop_oldest(items: deque[Any], stats: BufferStats, limit: int) -> deque[Any]
     while stats.backlog > limit and len(items) > 1:
         item = items.popleft()
         count = events_in(item)
-        if count or type(item) in (list, tuple):
+        if count or is_frame(item):
             stats.backlog -= count
             stats.dropped += count
         else:
@@ -198,7 +238,8 @@ class EventBuffer:
         """The next frame or marker, waiting for one. One consumer at a time."""
         if self._consumer is not None:
             raise RuntimeError(
-                "handle_messages() is already running in another task; run it in one task only"
+                "handle_messages() or an iterator is already running in another task and "
+                "reading this stream; read it from one task only"
             )
         while not self._items:
             self._consumer = asyncio.get_running_loop().create_future()

@@ -116,9 +116,7 @@ _SUBSCRIBE = '''
     {prefix}def subscribe_{name}(
         self,
         symbols: Symbols = None,
-        handler_function: EventHandler[{event_type}] | None = None,
-        force_uppercase_symbols: bool = True,
-    ) -> None:
+{params}    ) -> None:
         """{docstring}
         """
         {await_}self._subscribe(
@@ -139,6 +137,21 @@ _UNSUBSCRIBE = '''
 '''
 
 _INDENT = " " * 8
+
+# The async client keeps the reference page's order, (symbols, handler_function,
+# force_uppercase_symbols); the blocking client's older signature is (symbols,
+# force_uppercase_symbols), so its handler_function is keyword-only.
+_PARAMS = {
+    "async": (
+        "        handler_function: EventHandler[{event_type}] | None = None,\n"
+        "        force_uppercase_symbols: bool = True,\n"
+    ),
+    "sync": (
+        "        force_uppercase_symbols: bool = True,\n"
+        "        *,\n"
+        "        handler_function: EventHandler[{event_type}] | None = None,\n"
+    ),
+}
 _WIDTH = 96
 
 
@@ -182,10 +195,11 @@ def _subscribe_doc(stream: Stream, flavour: dict[str, str], fields: dict[str, st
             _field(*_RAISES_STREAM),
         ]
     )
-    example = (
-        f"{_INDENT}Example::\n\n{_INDENT}    "
-        f"{flavour['await_']}client.subscribe_{stream.name}({fields['example']}, on_event)"
-    )
+    call = f"{flavour['await_']}client.subscribe_{stream.name}("
+    args = f"{fields['example']}, {flavour['example_handler']}"
+    if len(_INDENT) + 4 + len(call) + len(args) + 1 > 100:
+        args = f"\n{_INDENT}        {args}\n{_INDENT}    "
+    example = f"{_INDENT}Example::\n\n{_INDENT}    {call}{args})"
     return _docstring(
         f"Subscribe to {fields['title']} (``{stream.event_code}`` events).",
         _paragraph(f"{stream.description} {fields['where']}"),
@@ -231,10 +245,12 @@ _FLAVOURS = {
         "prefix": "async ",
         "await_": "await ",
         "handler_type": "Handler",
+        "kind": "async",
+        "example_handler": "on_event",
         "handler_doc": (
             "called with each decoded event of this stream (a dict); a function or a "
             "coroutine function. It replaces the handler for these events; without one the "
-            "current handler stays (at first, one that logs)."
+            "current handler stays (at first, one that prints)."
         ),
         "returns": (
             "Returns once the request is on the wire. With no connection up and no reconnect "
@@ -249,11 +265,14 @@ _FLAVOURS = {
         "prefix": "",
         "await_": "",
         "handler_type": "SyncHandler",
+        "kind": "sync",
+        "example_handler": "handler_function=on_event",
         "handler_doc": (
-            "a plain function, called with each decoded event of this stream (a dict) on the "
-            "dispatcher thread, or on the thread running ``iter_messages()`` when there is no "
-            "dispatcher; a coroutine function raises :class:`TypeError`. It replaces the "
-            "handler for these events; without one the current handler stays."
+            "keyword-only: a plain function, called with each decoded event of this stream "
+            "(a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` "
+            "when there is no dispatcher; a coroutine function raises :class:`TypeError`. It "
+            "replaces the handler for these events; without one the current handler stays "
+            "(at first, one that prints)."
         ),
         "returns": (
             "Blocks until the request is on the wire while the stream runs; before the stream "
@@ -290,7 +309,9 @@ def _methods(stream: Stream, flavour: dict[str, str]) -> str:
         "symbol_note": _symbol_note(stream),
         "example": _EXAMPLE_SYMBOLS[_first_cluster(stream)],
     }
-    common = {**flavour, "name": stream.name, "event_type": EVENT_TYPE[stream.name]}
+    event_type = EVENT_TYPE[stream.name]
+    params = _PARAMS[flavour["kind"]].format(event_type=event_type)
+    common = {**flavour, "name": stream.name, "event_type": event_type, "params": params}
     text = _SUBSCRIBE.format(docstring=_subscribe_doc(stream, flavour, fields), **common)
     unsubscribe = f"unsubscribe_{stream.name}"
     text += _UNSUBSCRIBE.format(

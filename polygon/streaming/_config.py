@@ -17,6 +17,27 @@ from polygon.streaming.errors import ConfigurationError
 
 API_KEY_VARIABLES = ("POLYGON_API_KEY", "MASSIVE_API_KEY")
 
+# Every default of both clients, named once. The keepalive pair is one for both
+# clients: a ping every 20 s, and a connection is given up when its pong is 19 s
+# late, so a dead peer is noticed within 39 s (inside the service's idle limit).
+DEFAULT_PING_INTERVAL = 20.0
+DEFAULT_PING_TIMEOUT = 19.0
+DEFAULT_MAX_MESSAGE_SIZE = 16 * 2**20
+DEFAULT_MAX_MEMORY_QUEUE = 32
+DEFAULT_READ_LIMIT = 2**16
+DEFAULT_WRITE_LIMIT = 2**16
+DEFAULT_OPEN_TIMEOUT = 10.0
+DEFAULT_OVERFLOW: OverflowPolicy = "drop_oldest"
+# handle_messages(reconnect=True) and the async iterators.
+DEFAULT_MAX_RECONNECTION_ATTEMPTS = 5
+DEFAULT_RECONNECTION_DELAY = 5.0
+# StreamClient reconnects on its own from the start, with a shorter first delay.
+DEFAULT_THREAD_MAX_RECONNECTION_ATTEMPTS = 10
+DEFAULT_THREAD_RECONNECTION_DELAY = 2.0
+DEFAULT_CALL_TIMEOUT = 10.0
+# Handler calls of the asyncio client that may run at once (1: one at a time, in order).
+DEFAULT_HANDLER_CONCURRENCY = 1
+
 
 def resolve_api_key(api_key: str | None) -> str:
     """The key given, else the first of ``POLYGON_API_KEY``, ``MASSIVE_API_KEY`` that is set."""
@@ -51,6 +72,21 @@ def seconds_option(name: str, value: object, allow_none: bool = True) -> float |
             f"{name} must be a positive number of seconds{none}, got {value!r}"
         )
     return float(value)  # type: ignore[arg-type]
+
+
+def keepalive_option(name: str, value: object) -> float | None:
+    """``ping_interval`` / ``ping_timeout``: seconds, where ``0`` and ``None`` both mean
+    none (no pings; wait for a pong forever), as the older library documents."""
+    if value is None or (is_number(value) and value == 0):
+        return None
+    return seconds_option(name, value)
+
+
+def concurrency_option(value: object) -> int:
+    """``handler_concurrency``: a positive int."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"handler_concurrency must be an int >= 1, got {value!r}")
+    return value
 
 
 def _size(name: str, value: object, allow_none: bool = True) -> int | None:
@@ -96,11 +132,11 @@ def build_config(
     check_buffer_options(max_buffered_events, overflow)
     options = ConnectionOptions(
         url=url,
-        ping_interval=seconds_option("ping_interval", ping_interval),
-        ping_timeout=seconds_option("ping_timeout", ping_timeout),
+        ping_interval=keepalive_option("ping_interval", ping_interval),
+        ping_timeout=keepalive_option("ping_timeout", ping_timeout),
         max_message_size=_size("max_message_size", max_message_size),
         max_memory_queue=_size("max_memory_queue", max_memory_queue),
-        write_limit=_size("write_limit", write_limit, allow_none=False) or 2**16,
+        write_limit=_size("write_limit", write_limit, allow_none=False) or DEFAULT_WRITE_LIMIT,
         open_timeout=seconds_option("open_timeout", open_timeout),
     )
     return ClientConfig(
@@ -112,17 +148,39 @@ def build_config(
     )
 
 
-def check_reconnect_options(max_reconnection_attempts: object, reconnection_delay: object) -> None:
-    if max_reconnection_attempts is not None and (
-        isinstance(max_reconnection_attempts, bool)
-        or not isinstance(max_reconnection_attempts, int)
-        or max_reconnection_attempts < 1
+@dataclass(frozen=True)
+class ReconnectOptions:
+    """How a reconnect loop retries; ``max_attempts`` ``None`` retries forever."""
+
+    max_attempts: int | None
+    delay: float
+
+
+def reconnect_options(
+    max_reconnection_attempts: object, reconnection_delay: object
+) -> ReconnectOptions:
+    """Check the reconnect options once, where they are given.
+
+    ``max_reconnection_attempts``: an int >= 1, or ``None`` / ``False`` for no limit
+    (the older library documents ``False``). ``reconnection_delay``: seconds >= 0.
+    """
+    attempts = max_reconnection_attempts
+    if attempts is False:
+        attempts = None
+    if attempts is not None and (
+        isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1
     ):
         raise ConfigurationError(
-            "max_reconnection_attempts must be an int >= 1, or None to retry forever; "
-            f"got {max_reconnection_attempts!r}"
+            "max_reconnection_attempts must be an int >= 1, or None (or False) to retry "
+            f"forever; got {max_reconnection_attempts!r}"
         )
     if not is_number(reconnection_delay) or reconnection_delay < 0:  # type: ignore[operator]
         raise ConfigurationError(
             f"reconnection_delay must be a number of seconds >= 0, got {reconnection_delay!r}"
         )
+    return ReconnectOptions(attempts, float(reconnection_delay))  # type: ignore[arg-type]
+
+
+def check_reconnect_options(max_reconnection_attempts: object, reconnection_delay: object) -> None:
+    """Raise :class:`ConfigurationError` for bad reconnect options (see reconnect_options)."""
+    reconnect_options(max_reconnection_attempts, reconnection_delay)

@@ -1,6 +1,11 @@
 """Routing decoded events to user handlers.
 
-One handler per event code (``ev``). Whether a handler is a coroutine function
+One handler per event code (``ev``). Events no handler was set for go to the
+default handler, which prints them to standard output, as the older library's
+default did: it is the only library code that prints (status events are
+logged, not printed), and it stays quiet
+whenever something else already shows every event (``on_message``, an
+iterator, a batch handler). Whether a handler is a coroutine function
 is decided once, when it is set, so the per-event path is one dictionary
 lookup and one call. A handler that raises is logged with its traceback and
 counted; the other handlers and later events go on.
@@ -39,16 +44,25 @@ class _NoEventCode(ValueError):
 
 
 def default_message_handler(event: Event) -> None:
-    """The handler for events no handler was set for: logs them at INFO, never prints."""
+    """The handler for events no handler was set for: prints each one to standard output.
+
+    The only library code that prints: a script that subscribes without a
+    handler sees its data, as documented. Set a handler (or ``on_message``, a
+    batch handler, an iterator) to silence it.
+    """
     code = event.get("ev")
     if type(code) is not str:
         # Checked here, off the hot path: only codes no handler matched get here.
         raise _NoEventCode(code)
-    message_logger.info("%s event: %r", code, event)
+    print(event, flush=True)  # noqa: T201 - the documented default handler prints
 
 
 def default_status_handler(event: Event) -> None:
-    """Logs status events; errors from the server at WARNING."""
+    """Logs status events (login, acknowledgements) at INFO, server errors at WARNING.
+
+    Not printed: the client acts on the statuses that matter itself, and
+    standard output stays the data's (a program piping events as JSON lines).
+    """
     status = event.get("status")
     level = logging.WARNING if status == "error" else logging.INFO
     message_logger.log(level, "status %s: %s", status, event.get("message"))
@@ -85,7 +99,7 @@ class HandlerTable:
 
     Batch handlers get each frame's whole list of events in one call. While any
     is set, only handlers set explicitly for an event code still run per event:
-    the batch handlers have seen every event, so the logging defaults stay quiet.
+    the batch handlers have seen every event, so the (printing) default stays quiet.
     """
 
     def __init__(self) -> None:
@@ -118,6 +132,10 @@ class HandlerTable:
         self._default = entry
         self._sync_only = self.all_sync()
         self._build_calls()
+
+    def check(self, handler: object) -> None:
+        """Raise TypeError unless ``handler`` can be a handler here."""
+        check_handler(handler)
 
     def set(self, code: str, handler: Handler) -> None:
         check_handler(handler)
@@ -170,10 +188,14 @@ class HandlerTable:
     def get(self, code: str) -> Handler:
         return self._table.get(code, self.default)[0]
 
-    async def dispatch(self, batch: list[Event]) -> None:
-        """Call each event's handler in order, awaiting async ones one at a time."""
-        if self.batch_handlers:
-            await self._dispatch_batch(batch)
+    async def dispatch(self, batch: list[Event], explicit_only: bool = False) -> None:
+        """Call each event's handler in order, awaiting async ones one at a time.
+
+        ``explicit_only``: the caller shows every event elsewhere (an iterator),
+        so only batch handlers and handlers set explicitly run.
+        """
+        if self.batch_handlers or explicit_only:
+            await self.dispatch_batch_handlers(batch)
             if self._explicit:
                 await self._dispatch_explicit(batch)
             return
@@ -233,7 +255,27 @@ class HandlerTable:
             return
         self._handler_failed(event, exc)
 
-    async def _dispatch_batch(self, batch: list[Event]) -> None:
+    async def dispatch_one(self, event: Event, explicit_only: bool = False) -> None:
+        """Call one event's handler (its explicit one only, with ``explicit_only``)."""
+        if self.stopped:
+            return
+        try:
+            if explicit_only:
+                entry = self._explicit.get(event["ev"], _SKIP)
+                if entry is _SKIP:
+                    return
+            else:
+                entry = self._table.get(event["ev"], self.default)
+            handler, is_async = entry
+            if is_async:
+                await handler(event)  # type: ignore[misc]
+            else:
+                handler(event)
+        except Exception as exc:
+            self._handler_failed(event, exc)
+
+    async def dispatch_batch_handlers(self, batch: list[Event]) -> None:
+        """Call every batch handler with ``batch`` (the per-event handlers are not called)."""
         for handler, is_async in self.batch_handlers:
             if self.stopped:
                 return
@@ -246,21 +288,10 @@ class HandlerTable:
                 self._call_batch(handler, batch)
 
     async def _dispatch_explicit(self, batch: list[Event]) -> None:
-        lookup = self._explicit.get
         for event in batch:
             if self.stopped:
                 return
-            try:
-                entry = lookup(event["ev"], _SKIP)
-                if entry is _SKIP:
-                    continue
-                handler, is_async = entry
-                if is_async:
-                    await handler(event)  # type: ignore[misc]
-                else:
-                    handler(event)
-            except Exception as exc:
-                self._handler_failed(event, exc)
+            await self.dispatch_one(event, explicit_only=True)
 
     def _call_batch(self, handler: BatchHandler, batch: list[Event]) -> None:
         try:

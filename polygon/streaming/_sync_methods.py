@@ -58,8 +58,9 @@ class SyncStreamMethods:
     def subscribe_fair_market_value(
         self,
         symbols: Symbols = None,
-        handler_function: EventHandler[FairMarketValueEvent] | None = None,
         force_uppercase_symbols: bool = True,
+        *,
+        handler_function: EventHandler[FairMarketValueEvent] | None = None,
     ) -> None:
         """Subscribe to fair market value (``FMV`` events).
 
@@ -69,10 +70,11 @@ class SyncStreamMethods:
         :param symbols: Symbols as the client's cluster writes them (see :ref:`symbol-rules`).
             ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string is sent
             exactly as given, as the request's ``params``.
-        :param handler_function: a plain function, called with each decoded event of this stream
-            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
-            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
-            the handler for these events; without one the current handler stays.
+        :param handler_function: keyword-only: a plain function, called with each decoded event
+            of this stream (a dict) on the dispatcher thread, or on the thread running
+            ``iter_messages()`` when there is no dispatcher; a coroutine function raises
+            :class:`TypeError`. It replaces the handler for these events; without one the
+            current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -86,7 +88,7 @@ class SyncStreamMethods:
 
         Example::
 
-            client.subscribe_fair_market_value(['AAPL', 'MSFT'], on_event)
+            client.subscribe_fair_market_value(['AAPL', 'MSFT'], handler_function=on_event)
         """
         self._subscribe(
             "fair_market_value",
@@ -117,8 +119,9 @@ class SyncStreamMethods:
     def subscribe_stock_trades(
         self,
         symbols: Symbols = None,
-        handler_function: EventHandler[StockTradeEvent] | None = None,
         force_uppercase_symbols: bool = True,
+        *,
+        handler_function: EventHandler[StockTradeEvent] | None = None,
     ) -> None:
         """Subscribe to stock trades (``T`` events).
 
@@ -127,10 +130,11 @@ class SyncStreamMethods:
         :param symbols: Tickers such as ``'AAPL'`` or ``'BRK.B'``. ``None``, ``[]``, ``['*']``
             or ``'all'`` mean every symbol; a plain string is sent exactly as given, as the
             request's ``params``.
-        :param handler_function: a plain function, called with each decoded event of this stream
-            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
-            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
-            the handler for these events; without one the current handler stays.
+        :param handler_function: keyword-only: a plain function, called with each decoded event
+            of this stream (a dict) on the dispatcher thread, or on the thread running
+            ``iter_messages()`` when there is no dispatcher; a coroutine function raises
+            :class:`TypeError`. It replaces the handler for these events; without one the
+            current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -144,7 +148,7 @@ class SyncStreamMethods:
 
         Example::
 
-            client.subscribe_stock_trades(['AAPL', 'MSFT'], on_event)
+            client.subscribe_stock_trades(['AAPL', 'MSFT'], handler_function=on_event)
         """
         self._subscribe(
             "stock_trades",
@@ -175,8 +179,9 @@ class SyncStreamMethods:
     def subscribe_stock_quotes(
         self,
         symbols: Symbols = None,
-        handler_function: EventHandler[StockQuoteEvent] | None = None,
         force_uppercase_symbols: bool = True,
+        *,
+        handler_function: EventHandler[StockQuoteEvent] | None = None,
     ) -> None:
         """Subscribe to stock quotes (``Q`` events).
 
@@ -185,10 +190,11 @@ class SyncStreamMethods:
         :param symbols: Tickers such as ``'AAPL'`` or ``'BRK.B'``. ``None``, ``[]``, ``['*']``
             or ``'all'`` mean every symbol; a plain string is sent exactly as given, as the
             request's ``params``.
-        :param handler_function: a plain function, called with each decoded event of this stream
-            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
-            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
-            the handler for these events; without one the current handler stays.
+        :param handler_function: keyword-only: a plain function, called with each decoded event
+            of this stream (a dict) on the dispatcher thread, or on the thread running
+            ``iter_messages()`` when there is no dispatcher; a coroutine function raises
+            :class:`TypeError`. It replaces the handler for these events; without one the
+            current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -202,7 +208,7 @@ class SyncStreamMethods:
 
         Example::
 
-            client.subscribe_stock_quotes(['AAPL', 'MSFT'], on_event)
+            client.subscribe_stock_quotes(['AAPL', 'MSFT'], handler_function=on_event)
         """
         self._subscribe(
             "stock_quotes",
@@ -233,8 +239,9 @@ class SyncStreamMethods:
     def subscribe_stock_minute_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: EventHandler[StockMinuteAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
+        *,
+        handler_function: EventHandler[StockMinuteAggregateEvent] | None = None,
     ) -> None:
         """Subscribe to stock minute aggregates (``AM`` events).
 
@@ -243,10 +250,11 @@ class SyncStreamMethods:
         :param symbols: Tickers such as ``'AAPL'`` or ``'BRK.B'``. ``None``, ``[]``, ``['*']``
             or ``'all'`` mean every symbol; a plain string is sent exactly as given, as the
             request's ``params``.
-        :param handler_function: a plain function, called with each decoded event of this stream
-            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
-            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
-            the handler for these events; without one the current handler stays.
+        :param handler_function: keyword-only: a plain function, called with each decoded event
+            of this stream (a dict) on the dispatcher thread, or on the thread running
+            ``iter_messages()`` when there is no dispatcher; a coroutine function raises
+            :class:`TypeError`. It replaces the handler for these events; without one the
+            current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -260,7 +268,7 @@ class SyncStreamMethods:
 
         Example::
 
-            client.subscribe_stock_minute_aggregates(['AAPL', 'MSFT'], on_event)
+            client.subscribe_stock_minute_aggregates(['AAPL', 'MSFT'], handler_function=on_event)
         """
         self._subscribe(
             "stock_minute_aggregates",
@@ -291,8 +299,9 @@ class SyncStreamMethods:
     def subscribe_stock_second_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: EventHandler[StockSecondAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
+        *,
+        handler_function: EventHandler[StockSecondAggregateEvent] | None = None,
     ) -> None:
         """Subscribe to stock second aggregates (``A`` events).
 
@@ -301,10 +310,11 @@ class SyncStreamMethods:
         :param symbols: Tickers such as ``'AAPL'`` or ``'BRK.B'``. ``None``, ``[]``, ``['*']``
             or ``'all'`` mean every symbol; a plain string is sent exactly as given, as the
             request's ``params``.
-        :param handler_function: a plain function, called with each decoded event of this stream
-            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
-            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
-            the handler for these events; without one the current handler stays.
+        :param handler_function: keyword-only: a plain function, called with each decoded event
+            of this stream (a dict) on the dispatcher thread, or on the thread running
+            ``iter_messages()`` when there is no dispatcher; a coroutine function raises
+            :class:`TypeError`. It replaces the handler for these events; without one the
+            current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -318,7 +328,7 @@ class SyncStreamMethods:
 
         Example::
 
-            client.subscribe_stock_second_aggregates(['AAPL', 'MSFT'], on_event)
+            client.subscribe_stock_second_aggregates(['AAPL', 'MSFT'], handler_function=on_event)
         """
         self._subscribe(
             "stock_second_aggregates",
@@ -349,8 +359,9 @@ class SyncStreamMethods:
     def subscribe_stock_limit_up_limit_down(
         self,
         symbols: Symbols = None,
-        handler_function: EventHandler[StockLimitUpLimitDownEvent] | None = None,
         force_uppercase_symbols: bool = True,
+        *,
+        handler_function: EventHandler[StockLimitUpLimitDownEvent] | None = None,
     ) -> None:
         """Subscribe to stock limit up limit down (``LULD`` events).
 
@@ -359,10 +370,11 @@ class SyncStreamMethods:
         :param symbols: Tickers such as ``'AAPL'`` or ``'BRK.B'``. ``None``, ``[]``, ``['*']``
             or ``'all'`` mean every symbol; a plain string is sent exactly as given, as the
             request's ``params``.
-        :param handler_function: a plain function, called with each decoded event of this stream
-            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
-            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
-            the handler for these events; without one the current handler stays.
+        :param handler_function: keyword-only: a plain function, called with each decoded event
+            of this stream (a dict) on the dispatcher thread, or on the thread running
+            ``iter_messages()`` when there is no dispatcher; a coroutine function raises
+            :class:`TypeError`. It replaces the handler for these events; without one the
+            current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -376,7 +388,7 @@ class SyncStreamMethods:
 
         Example::
 
-            client.subscribe_stock_limit_up_limit_down(['AAPL', 'MSFT'], on_event)
+            client.subscribe_stock_limit_up_limit_down(['AAPL', 'MSFT'], handler_function=on_event)
         """
         self._subscribe(
             "stock_limit_up_limit_down",
@@ -407,8 +419,9 @@ class SyncStreamMethods:
     def subscribe_stock_imbalances(
         self,
         symbols: Symbols = None,
-        handler_function: EventHandler[StockImbalanceEvent] | None = None,
         force_uppercase_symbols: bool = True,
+        *,
+        handler_function: EventHandler[StockImbalanceEvent] | None = None,
     ) -> None:
         """Subscribe to stock imbalances (``NOI`` events).
 
@@ -417,10 +430,11 @@ class SyncStreamMethods:
         :param symbols: Tickers such as ``'AAPL'`` or ``'BRK.B'``. ``None``, ``[]``, ``['*']``
             or ``'all'`` mean every symbol; a plain string is sent exactly as given, as the
             request's ``params``.
-        :param handler_function: a plain function, called with each decoded event of this stream
-            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
-            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
-            the handler for these events; without one the current handler stays.
+        :param handler_function: keyword-only: a plain function, called with each decoded event
+            of this stream (a dict) on the dispatcher thread, or on the thread running
+            ``iter_messages()`` when there is no dispatcher; a coroutine function raises
+            :class:`TypeError`. It replaces the handler for these events; without one the
+            current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -434,7 +448,7 @@ class SyncStreamMethods:
 
         Example::
 
-            client.subscribe_stock_imbalances(['AAPL', 'MSFT'], on_event)
+            client.subscribe_stock_imbalances(['AAPL', 'MSFT'], handler_function=on_event)
         """
         self._subscribe(
             "stock_imbalances",
@@ -465,8 +479,9 @@ class SyncStreamMethods:
     def subscribe_option_trades(
         self,
         symbols: Symbols = None,
-        handler_function: EventHandler[OptionTradeEvent] | None = None,
         force_uppercase_symbols: bool = True,
+        *,
+        handler_function: EventHandler[OptionTradeEvent] | None = None,
     ) -> None:
         """Subscribe to option trades (``T`` events).
 
@@ -475,10 +490,11 @@ class SyncStreamMethods:
         :param symbols: Option contracts such as ``'SPY241220P00720000'``; the ``O:`` prefix is
             added when missing. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a
             plain string is sent exactly as given, as the request's ``params``.
-        :param handler_function: a plain function, called with each decoded event of this stream
-            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
-            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
-            the handler for these events; without one the current handler stays.
+        :param handler_function: keyword-only: a plain function, called with each decoded event
+            of this stream (a dict) on the dispatcher thread, or on the thread running
+            ``iter_messages()`` when there is no dispatcher; a coroutine function raises
+            :class:`TypeError`. It replaces the handler for these events; without one the
+            current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -492,7 +508,7 @@ class SyncStreamMethods:
 
         Example::
 
-            client.subscribe_option_trades(['SPY241220P00720000'], on_event)
+            client.subscribe_option_trades(['SPY241220P00720000'], handler_function=on_event)
         """
         self._subscribe(
             "option_trades",
@@ -523,8 +539,9 @@ class SyncStreamMethods:
     def subscribe_option_quotes(
         self,
         symbols: Symbols = None,
-        handler_function: EventHandler[OptionQuoteEvent] | None = None,
         force_uppercase_symbols: bool = True,
+        *,
+        handler_function: EventHandler[OptionQuoteEvent] | None = None,
     ) -> None:
         """Subscribe to option quotes (``Q`` events).
 
@@ -533,10 +550,11 @@ class SyncStreamMethods:
         :param symbols: Option contracts such as ``'SPY241220P00720000'``; the ``O:`` prefix is
             added when missing. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a
             plain string is sent exactly as given, as the request's ``params``.
-        :param handler_function: a plain function, called with each decoded event of this stream
-            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
-            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
-            the handler for these events; without one the current handler stays.
+        :param handler_function: keyword-only: a plain function, called with each decoded event
+            of this stream (a dict) on the dispatcher thread, or on the thread running
+            ``iter_messages()`` when there is no dispatcher; a coroutine function raises
+            :class:`TypeError`. It replaces the handler for these events; without one the
+            current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -550,7 +568,7 @@ class SyncStreamMethods:
 
         Example::
 
-            client.subscribe_option_quotes(['SPY241220P00720000'], on_event)
+            client.subscribe_option_quotes(['SPY241220P00720000'], handler_function=on_event)
         """
         self._subscribe(
             "option_quotes",
@@ -581,8 +599,9 @@ class SyncStreamMethods:
     def subscribe_option_minute_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: EventHandler[OptionMinuteAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
+        *,
+        handler_function: EventHandler[OptionMinuteAggregateEvent] | None = None,
     ) -> None:
         """Subscribe to option minute aggregates (``AM`` events).
 
@@ -591,10 +610,11 @@ class SyncStreamMethods:
         :param symbols: Option contracts such as ``'SPY241220P00720000'``; the ``O:`` prefix is
             added when missing. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a
             plain string is sent exactly as given, as the request's ``params``.
-        :param handler_function: a plain function, called with each decoded event of this stream
-            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
-            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
-            the handler for these events; without one the current handler stays.
+        :param handler_function: keyword-only: a plain function, called with each decoded event
+            of this stream (a dict) on the dispatcher thread, or on the thread running
+            ``iter_messages()`` when there is no dispatcher; a coroutine function raises
+            :class:`TypeError`. It replaces the handler for these events; without one the
+            current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -608,7 +628,9 @@ class SyncStreamMethods:
 
         Example::
 
-            client.subscribe_option_minute_aggregates(['SPY241220P00720000'], on_event)
+            client.subscribe_option_minute_aggregates(
+                ['SPY241220P00720000'], handler_function=on_event
+            )
         """
         self._subscribe(
             "option_minute_aggregates",
@@ -639,8 +661,9 @@ class SyncStreamMethods:
     def subscribe_option_second_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: EventHandler[OptionSecondAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
+        *,
+        handler_function: EventHandler[OptionSecondAggregateEvent] | None = None,
     ) -> None:
         """Subscribe to option second aggregates (``A`` events).
 
@@ -649,10 +672,11 @@ class SyncStreamMethods:
         :param symbols: Option contracts such as ``'SPY241220P00720000'``; the ``O:`` prefix is
             added when missing. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a
             plain string is sent exactly as given, as the request's ``params``.
-        :param handler_function: a plain function, called with each decoded event of this stream
-            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
-            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
-            the handler for these events; without one the current handler stays.
+        :param handler_function: keyword-only: a plain function, called with each decoded event
+            of this stream (a dict) on the dispatcher thread, or on the thread running
+            ``iter_messages()`` when there is no dispatcher; a coroutine function raises
+            :class:`TypeError`. It replaces the handler for these events; without one the
+            current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -666,7 +690,9 @@ class SyncStreamMethods:
 
         Example::
 
-            client.subscribe_option_second_aggregates(['SPY241220P00720000'], on_event)
+            client.subscribe_option_second_aggregates(
+                ['SPY241220P00720000'], handler_function=on_event
+            )
         """
         self._subscribe(
             "option_second_aggregates",
@@ -697,8 +723,9 @@ class SyncStreamMethods:
     def subscribe_forex_quotes(
         self,
         symbols: Symbols = None,
-        handler_function: EventHandler[ForexQuoteEvent] | None = None,
         force_uppercase_symbols: bool = True,
+        *,
+        handler_function: EventHandler[ForexQuoteEvent] | None = None,
     ) -> None:
         """Subscribe to forex quotes (``C`` events).
 
@@ -707,10 +734,11 @@ class SyncStreamMethods:
         :param symbols: Currency pairs such as ``'EUR/USD'``; a ``C:`` prefix is accepted and
             dropped. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string
             is sent exactly as given, as the request's ``params``.
-        :param handler_function: a plain function, called with each decoded event of this stream
-            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
-            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
-            the handler for these events; without one the current handler stays.
+        :param handler_function: keyword-only: a plain function, called with each decoded event
+            of this stream (a dict) on the dispatcher thread, or on the thread running
+            ``iter_messages()`` when there is no dispatcher; a coroutine function raises
+            :class:`TypeError`. It replaces the handler for these events; without one the
+            current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -724,7 +752,7 @@ class SyncStreamMethods:
 
         Example::
 
-            client.subscribe_forex_quotes(['EUR/USD'], on_event)
+            client.subscribe_forex_quotes(['EUR/USD'], handler_function=on_event)
         """
         self._subscribe(
             "forex_quotes",
@@ -755,8 +783,9 @@ class SyncStreamMethods:
     def subscribe_forex_minute_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: EventHandler[ForexMinuteAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
+        *,
+        handler_function: EventHandler[ForexMinuteAggregateEvent] | None = None,
     ) -> None:
         """Subscribe to forex minute aggregates (``CA`` events).
 
@@ -765,10 +794,11 @@ class SyncStreamMethods:
         :param symbols: Currency pairs such as ``'EUR/USD'``; a ``C:`` prefix is accepted and
             dropped. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string
             is sent exactly as given, as the request's ``params``.
-        :param handler_function: a plain function, called with each decoded event of this stream
-            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
-            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
-            the handler for these events; without one the current handler stays.
+        :param handler_function: keyword-only: a plain function, called with each decoded event
+            of this stream (a dict) on the dispatcher thread, or on the thread running
+            ``iter_messages()`` when there is no dispatcher; a coroutine function raises
+            :class:`TypeError`. It replaces the handler for these events; without one the
+            current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -782,7 +812,7 @@ class SyncStreamMethods:
 
         Example::
 
-            client.subscribe_forex_minute_aggregates(['EUR/USD'], on_event)
+            client.subscribe_forex_minute_aggregates(['EUR/USD'], handler_function=on_event)
         """
         self._subscribe(
             "forex_minute_aggregates",
@@ -813,8 +843,9 @@ class SyncStreamMethods:
     def subscribe_forex_second_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: EventHandler[ForexSecondAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
+        *,
+        handler_function: EventHandler[ForexSecondAggregateEvent] | None = None,
     ) -> None:
         """Subscribe to forex second aggregates (``CAS`` events).
 
@@ -823,10 +854,11 @@ class SyncStreamMethods:
         :param symbols: Currency pairs such as ``'EUR/USD'``; a ``C:`` prefix is accepted and
             dropped. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string
             is sent exactly as given, as the request's ``params``.
-        :param handler_function: a plain function, called with each decoded event of this stream
-            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
-            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
-            the handler for these events; without one the current handler stays.
+        :param handler_function: keyword-only: a plain function, called with each decoded event
+            of this stream (a dict) on the dispatcher thread, or on the thread running
+            ``iter_messages()`` when there is no dispatcher; a coroutine function raises
+            :class:`TypeError`. It replaces the handler for these events; without one the
+            current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -840,7 +872,7 @@ class SyncStreamMethods:
 
         Example::
 
-            client.subscribe_forex_second_aggregates(['EUR/USD'], on_event)
+            client.subscribe_forex_second_aggregates(['EUR/USD'], handler_function=on_event)
         """
         self._subscribe(
             "forex_second_aggregates",
@@ -871,8 +903,9 @@ class SyncStreamMethods:
     def subscribe_crypto_trades(
         self,
         symbols: Symbols = None,
-        handler_function: EventHandler[CryptoTradeEvent] | None = None,
         force_uppercase_symbols: bool = True,
+        *,
+        handler_function: EventHandler[CryptoTradeEvent] | None = None,
     ) -> None:
         """Subscribe to crypto trades (``XT`` events).
 
@@ -881,10 +914,11 @@ class SyncStreamMethods:
         :param symbols: Crypto pairs such as ``'BTC-USD'``; an ``X:`` prefix is accepted and
             dropped. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string
             is sent exactly as given, as the request's ``params``.
-        :param handler_function: a plain function, called with each decoded event of this stream
-            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
-            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
-            the handler for these events; without one the current handler stays.
+        :param handler_function: keyword-only: a plain function, called with each decoded event
+            of this stream (a dict) on the dispatcher thread, or on the thread running
+            ``iter_messages()`` when there is no dispatcher; a coroutine function raises
+            :class:`TypeError`. It replaces the handler for these events; without one the
+            current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -898,7 +932,7 @@ class SyncStreamMethods:
 
         Example::
 
-            client.subscribe_crypto_trades(['BTC-USD'], on_event)
+            client.subscribe_crypto_trades(['BTC-USD'], handler_function=on_event)
         """
         self._subscribe(
             "crypto_trades",
@@ -929,8 +963,9 @@ class SyncStreamMethods:
     def subscribe_crypto_quotes(
         self,
         symbols: Symbols = None,
-        handler_function: EventHandler[CryptoQuoteEvent] | None = None,
         force_uppercase_symbols: bool = True,
+        *,
+        handler_function: EventHandler[CryptoQuoteEvent] | None = None,
     ) -> None:
         """Subscribe to crypto quotes (``XQ`` events).
 
@@ -939,10 +974,11 @@ class SyncStreamMethods:
         :param symbols: Crypto pairs such as ``'BTC-USD'``; an ``X:`` prefix is accepted and
             dropped. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string
             is sent exactly as given, as the request's ``params``.
-        :param handler_function: a plain function, called with each decoded event of this stream
-            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
-            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
-            the handler for these events; without one the current handler stays.
+        :param handler_function: keyword-only: a plain function, called with each decoded event
+            of this stream (a dict) on the dispatcher thread, or on the thread running
+            ``iter_messages()`` when there is no dispatcher; a coroutine function raises
+            :class:`TypeError`. It replaces the handler for these events; without one the
+            current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -956,7 +992,7 @@ class SyncStreamMethods:
 
         Example::
 
-            client.subscribe_crypto_quotes(['BTC-USD'], on_event)
+            client.subscribe_crypto_quotes(['BTC-USD'], handler_function=on_event)
         """
         self._subscribe(
             "crypto_quotes",
@@ -987,8 +1023,9 @@ class SyncStreamMethods:
     def subscribe_crypto_minute_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: EventHandler[CryptoMinuteAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
+        *,
+        handler_function: EventHandler[CryptoMinuteAggregateEvent] | None = None,
     ) -> None:
         """Subscribe to crypto minute aggregates (``XA`` events).
 
@@ -997,10 +1034,11 @@ class SyncStreamMethods:
         :param symbols: Crypto pairs such as ``'BTC-USD'``; an ``X:`` prefix is accepted and
             dropped. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string
             is sent exactly as given, as the request's ``params``.
-        :param handler_function: a plain function, called with each decoded event of this stream
-            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
-            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
-            the handler for these events; without one the current handler stays.
+        :param handler_function: keyword-only: a plain function, called with each decoded event
+            of this stream (a dict) on the dispatcher thread, or on the thread running
+            ``iter_messages()`` when there is no dispatcher; a coroutine function raises
+            :class:`TypeError`. It replaces the handler for these events; without one the
+            current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -1014,7 +1052,7 @@ class SyncStreamMethods:
 
         Example::
 
-            client.subscribe_crypto_minute_aggregates(['BTC-USD'], on_event)
+            client.subscribe_crypto_minute_aggregates(['BTC-USD'], handler_function=on_event)
         """
         self._subscribe(
             "crypto_minute_aggregates",
@@ -1045,8 +1083,9 @@ class SyncStreamMethods:
     def subscribe_crypto_second_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: EventHandler[CryptoSecondAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
+        *,
+        handler_function: EventHandler[CryptoSecondAggregateEvent] | None = None,
     ) -> None:
         """Subscribe to crypto second aggregates (``XAS`` events).
 
@@ -1055,10 +1094,11 @@ class SyncStreamMethods:
         :param symbols: Crypto pairs such as ``'BTC-USD'``; an ``X:`` prefix is accepted and
             dropped. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string
             is sent exactly as given, as the request's ``params``.
-        :param handler_function: a plain function, called with each decoded event of this stream
-            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
-            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
-            the handler for these events; without one the current handler stays.
+        :param handler_function: keyword-only: a plain function, called with each decoded event
+            of this stream (a dict) on the dispatcher thread, or on the thread running
+            ``iter_messages()`` when there is no dispatcher; a coroutine function raises
+            :class:`TypeError`. It replaces the handler for these events; without one the
+            current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -1072,7 +1112,7 @@ class SyncStreamMethods:
 
         Example::
 
-            client.subscribe_crypto_second_aggregates(['BTC-USD'], on_event)
+            client.subscribe_crypto_second_aggregates(['BTC-USD'], handler_function=on_event)
         """
         self._subscribe(
             "crypto_second_aggregates",
@@ -1103,8 +1143,9 @@ class SyncStreamMethods:
     def subscribe_crypto_level2_book(
         self,
         symbols: Symbols = None,
-        handler_function: EventHandler[CryptoLevel2BookEvent] | None = None,
         force_uppercase_symbols: bool = True,
+        *,
+        handler_function: EventHandler[CryptoLevel2BookEvent] | None = None,
     ) -> None:
         """Subscribe to crypto level2 book (``XL2`` events).
 
@@ -1113,10 +1154,11 @@ class SyncStreamMethods:
         :param symbols: Crypto pairs such as ``'BTC-USD'``; an ``X:`` prefix is accepted and
             dropped. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string
             is sent exactly as given, as the request's ``params``.
-        :param handler_function: a plain function, called with each decoded event of this stream
-            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
-            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
-            the handler for these events; without one the current handler stays.
+        :param handler_function: keyword-only: a plain function, called with each decoded event
+            of this stream (a dict) on the dispatcher thread, or on the thread running
+            ``iter_messages()`` when there is no dispatcher; a coroutine function raises
+            :class:`TypeError`. It replaces the handler for these events; without one the
+            current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -1130,7 +1172,7 @@ class SyncStreamMethods:
 
         Example::
 
-            client.subscribe_crypto_level2_book(['BTC-USD'], on_event)
+            client.subscribe_crypto_level2_book(['BTC-USD'], handler_function=on_event)
         """
         self._subscribe(
             "crypto_level2_book",
@@ -1161,8 +1203,9 @@ class SyncStreamMethods:
     def subscribe_indices_minute_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: EventHandler[IndicesMinuteAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
+        *,
+        handler_function: EventHandler[IndicesMinuteAggregateEvent] | None = None,
     ) -> None:
         """Subscribe to indices minute aggregates (``AM`` events).
 
@@ -1171,10 +1214,11 @@ class SyncStreamMethods:
         :param symbols: Index tickers such as ``'SPX'``; the ``I:`` prefix is added when
             missing. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string
             is sent exactly as given, as the request's ``params``.
-        :param handler_function: a plain function, called with each decoded event of this stream
-            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
-            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
-            the handler for these events; without one the current handler stays.
+        :param handler_function: keyword-only: a plain function, called with each decoded event
+            of this stream (a dict) on the dispatcher thread, or on the thread running
+            ``iter_messages()`` when there is no dispatcher; a coroutine function raises
+            :class:`TypeError`. It replaces the handler for these events; without one the
+            current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -1188,7 +1232,7 @@ class SyncStreamMethods:
 
         Example::
 
-            client.subscribe_indices_minute_aggregates(['SPX'], on_event)
+            client.subscribe_indices_minute_aggregates(['SPX'], handler_function=on_event)
         """
         self._subscribe(
             "indices_minute_aggregates",
@@ -1219,8 +1263,9 @@ class SyncStreamMethods:
     def subscribe_indices_second_aggregates(
         self,
         symbols: Symbols = None,
-        handler_function: EventHandler[IndicesSecondAggregateEvent] | None = None,
         force_uppercase_symbols: bool = True,
+        *,
+        handler_function: EventHandler[IndicesSecondAggregateEvent] | None = None,
     ) -> None:
         """Subscribe to indices second aggregates (``A`` events).
 
@@ -1229,10 +1274,11 @@ class SyncStreamMethods:
         :param symbols: Index tickers such as ``'SPX'``; the ``I:`` prefix is added when
             missing. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string
             is sent exactly as given, as the request's ``params``.
-        :param handler_function: a plain function, called with each decoded event of this stream
-            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
-            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
-            the handler for these events; without one the current handler stays.
+        :param handler_function: keyword-only: a plain function, called with each decoded event
+            of this stream (a dict) on the dispatcher thread, or on the thread running
+            ``iter_messages()`` when there is no dispatcher; a coroutine function raises
+            :class:`TypeError`. It replaces the handler for these events; without one the
+            current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -1246,7 +1292,7 @@ class SyncStreamMethods:
 
         Example::
 
-            client.subscribe_indices_second_aggregates(['SPX'], on_event)
+            client.subscribe_indices_second_aggregates(['SPX'], handler_function=on_event)
         """
         self._subscribe(
             "indices_second_aggregates",
@@ -1277,8 +1323,9 @@ class SyncStreamMethods:
     def subscribe_index_value(
         self,
         symbols: Symbols = None,
-        handler_function: EventHandler[IndexValueEvent] | None = None,
         force_uppercase_symbols: bool = True,
+        *,
+        handler_function: EventHandler[IndexValueEvent] | None = None,
     ) -> None:
         """Subscribe to index value (``V`` events).
 
@@ -1287,10 +1334,11 @@ class SyncStreamMethods:
         :param symbols: Index tickers such as ``'SPX'``; the ``I:`` prefix is added when
             missing. ``None``, ``[]``, ``['*']`` or ``'all'`` mean every symbol; a plain string
             is sent exactly as given, as the request's ``params``.
-        :param handler_function: a plain function, called with each decoded event of this stream
-            (a dict) on the dispatcher thread, or on the thread running ``iter_messages()`` when
-            there is no dispatcher; a coroutine function raises :class:`TypeError`. It replaces
-            the handler for these events; without one the current handler stays.
+        :param handler_function: keyword-only: a plain function, called with each decoded event
+            of this stream (a dict) on the dispatcher thread, or on the thread running
+            ``iter_messages()`` when there is no dispatcher; a coroutine function raises
+            :class:`TypeError`. It replaces the handler for these events; without one the
+            current handler stays (at first, one that prints).
         :param force_uppercase_symbols: upper-case the symbols before sending them.
         :raises ~polygon.streaming.errors.InvalidSymbolError: a symbol is not a non-empty string
             free of commas and whitespace; nothing is recorded or sent.
@@ -1304,7 +1352,7 @@ class SyncStreamMethods:
 
         Example::
 
-            client.subscribe_index_value(['SPX'], on_event)
+            client.subscribe_index_value(['SPX'], handler_function=on_event)
         """
         self._subscribe(
             "index_value",

@@ -24,20 +24,26 @@ import contextlib
 import dataclasses
 import threading
 from collections import deque
-from typing import Any
 
 from polygon.streaming._buffer import (
     CLOSED,
     DEFAULT_MAX_BUFFERED_EVENTS,
+    UNCOUNTED,
     Batch,
     BufferStats,
     ConnectionEnded,
+    Frame,
     OverflowPolicy,
+    RawFrame,
     StreamFailed,
+    ThreadItem,
+    UncountedFrame,
     check_buffer_options,
     drop_oldest,
     events_in,
 )
+
+__all__ = ["UNCOUNTED", "Frame", "RawFrame", "ThreadEventBuffer", "UncountedFrame"]
 
 # The consumer takes at most 1/CHUNKS_PER_LIMIT of the limit at a time.
 CHUNKS_PER_LIMIT = 16
@@ -53,15 +59,6 @@ def count_events(frame: str) -> int:
     return frame.count('"ev"')
 
 
-def _is_uncounted(item: object) -> bool:
-    return type(item) is tuple and type(item[0]) is int and item[0] == UNCOUNTED
-
-
-# A frame as the consumer sees it: its events, and its raw text when kept.
-Frame = tuple[Batch, str]
-
-# The event count of a raw frame not counted yet: ``(UNCOUNTED, text)``.
-UNCOUNTED = -1
 # No event is shorter than ``{"ev":""}`` and its comma: a frame of n characters
 # holds at most n // MIN_EVENT_CHARS events.
 MIN_EVENT_CHARS = 10
@@ -89,7 +86,7 @@ class ThreadEventBuffer:
         # What one take hands the consumer at most: the frames it is working
         # through count against memory too, so they stay a small share of the limit.
         self.chunk_events = max(1, max_events // CHUNKS_PER_LIMIT)
-        self._items: deque[Any] = deque()
+        self._items: deque[ThreadItem] = deque()
         self._cond = threading.Condition(threading.Lock())
         self._waiting = 0
         self._closed = False
@@ -116,7 +113,7 @@ class ThreadEventBuffer:
         with self._cond:
             stats = dataclasses.replace(self._stats)
             if self._uncounted_chars:
-                waiting = sum(count_events(item[1]) for item in self._items if _is_uncounted(item))
+                waiting = sum(count_events(item) for item in self._items if type(item) is str)
                 stats.received += waiting
                 stats.backlog += waiting
             taken = sum(count_events(frame) for frame in self._unsettled)
@@ -129,7 +126,7 @@ class ThreadEventBuffer:
         order: all of one read under one lock, with one wake-up."""
         if self.overflow != "drop_oldest":
             for frame in frames:
-                self._append((count_events(frame), frame))
+                self._append(RawFrame(count_events(frame), frame))
             return
         with self._cond:
             if self._closed:
@@ -140,10 +137,10 @@ class ThreadEventBuffer:
                     # It could go over the limit: count what waits, then this frame.
                     self._count_uncounted()
                     count = count_events(frame)
-                    self._add_locked((count, frame), count)
+                    self._add_locked(RawFrame(count, frame), count)
                 else:
                     self._uncounted_chars = chars
-                    self._items.append((UNCOUNTED, frame))
+                    self._items.append(frame)
             wake_later = self._wake_locked()
         if wake_later:
             asyncio.get_running_loop().call_soon(self._wake_consumer)
@@ -159,9 +156,9 @@ class ThreadEventBuffer:
             self._stats.delivered += count
 
     def put(self, batch: Batch, frame: str = "") -> None:
-        self._append((batch, frame if self.keep_raw else ""))
+        self._append(Frame(batch, frame if self.keep_raw else ""))
 
-    def _append(self, item: tuple[Any, str]) -> None:
+    def _append(self, item: Frame | RawFrame) -> None:
         with self._cond:
             if self._closed:
                 return
@@ -170,7 +167,7 @@ class ThreadEventBuffer:
                 return
         asyncio.get_running_loop().call_soon(self._wake_consumer)
 
-    def _add_locked(self, item: tuple[Any, str], count: int) -> None:
+    def _add_locked(self, item: Frame | RawFrame, count: int) -> None:
         stats = self._stats
         stats.received += count
         stats.backlog += count
@@ -184,13 +181,13 @@ class ThreadEventBuffer:
         if not self._uncounted_chars:
             return
         stats = self._stats
-        counted: deque[Any] = deque()
+        counted: deque[ThreadItem] = deque()
         for item in self._items:
-            if _is_uncounted(item):
-                count = count_events(item[1])
+            if type(item) is str:
+                count = count_events(item)
                 stats.received += count
                 stats.backlog += count
-                item = (count, item[1])
+                item = RawFrame(count, item)
             counted.append(item)
         self._items = counted
         self._uncounted_chars = 0
@@ -254,12 +251,12 @@ class ThreadEventBuffer:
 
     # -- consumer side ------------------------------------------------------------------
 
-    def take_all(self, timeout: float | None = None) -> list[Any]:
+    def take_all(self, timeout: float | None = None) -> list[ThreadItem]:
         """What is buffered, up to ``chunk_events`` events, waiting up to ``timeout``.
 
-        Returns ``[]`` after the timeout. Frames come as ``(events, raw)`` pairs;
-        markers as themselves. ``CLOSED`` stays in the buffer, so every consumer
-        sees it.
+        Returns ``[]`` after the timeout. Frames come as :class:`Frame`, or to
+        decode as :class:`RawFrame` or (uncounted) their text; markers as
+        themselves. ``CLOSED`` stays in the buffer, so every consumer sees it.
         """
         with self._cond:
             if not self._items:
@@ -269,7 +266,7 @@ class ThreadEventBuffer:
                 finally:
                     self._waiting -= 1
             items = self._items
-            taken: list[Any] = []
+            taken: list[ThreadItem] = []
             delivered = 0
             limit = self.chunk_events
             taken_bound = 0
@@ -279,16 +276,14 @@ class ThreadEventBuffer:
                 if item is CLOSED:
                     break
                 items.popleft()
-                count = events_in(item)
-                if count == UNCOUNTED:
+                if type(item) is str:
                     # Counted by the consumer (settle); its bound limits the take.
-                    frame = item[1]
-                    chars = len(frame)
+                    chars = len(item)
                     self._uncounted_chars -= chars
-                    self._unsettled.append(frame)
+                    self._unsettled.append(item)
                     taken_bound += chars // MIN_EVENT_CHARS
                 else:
-                    delivered += count
+                    delivered += events_in(item)
             self._stats.backlog -= delivered
             self._stats.delivered += delivered
         if self._room is not None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from types import TracebackType
+from typing import Literal
 
 from typing_extensions import Self
 
-from polygon.enums import StreamCluster, StreamHost, StreamServicePrefix
+from polygon.enums import StreamCluster, StreamHost
+from polygon.streaming._async_iter import AsyncBatchIterator, AsyncEventIterator, Taps
 from polygon.streaming._async_methods import AsyncStreamMethods
 from polygon.streaming._buffer import (
     CLOSED,
@@ -20,13 +23,30 @@ from polygon.streaming._buffer import (
     OverflowPolicy,
     StreamFailed,
 )
-from polygon.streaming._client import ClientBase
-from polygon.streaming._config import build_config, check_reconnect_options, resolve_api_key
-from polygon.streaming._dispatch import BatchHandler, Handler, HandlerTable, event_code_of
-from polygon.streaming._engine import StreamEngine
+from polygon.streaming._client import DELAYED_HOST, HOST, ClientBase, ensure_prefix
+from polygon.streaming._config import (
+    DEFAULT_HANDLER_CONCURRENCY,
+    DEFAULT_MAX_MEMORY_QUEUE,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MAX_RECONNECTION_ATTEMPTS,
+    DEFAULT_OPEN_TIMEOUT,
+    DEFAULT_OVERFLOW,
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_PING_TIMEOUT,
+    DEFAULT_READ_LIMIT,
+    DEFAULT_RECONNECTION_DELAY,
+    DEFAULT_WRITE_LIMIT,
+    ReconnectOptions,
+    build_config,
+    concurrency_option,
+    reconnect_options,
+    resolve_api_key,
+)
+from polygon.streaming._dispatch import Event, Handler
+from polygon.streaming._lanes import HandlerLanes
 from polygon.streaming._protocol import Symbols
-from polygon.streaming._subscriptions import DesiredSubscriptions, Request, commit, plan_request
-from polygon.streaming.errors import PolygonStreamError, StreamClosedError
+from polygon.streaming._subscriptions import Request, commit
+from polygon.streaming.errors import PolygonStreamError
 from polygon.streaming.sinks import Sink
 
 logger = logging.getLogger("polygon.streaming.async_streaming")
@@ -36,9 +56,10 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
     """Streams real-time market data from one cluster, on the caller's event loop.
 
     Subscribe to streams with the ``subscribe_*`` methods, then run
-    :meth:`handle_messages`. Subscriptions are kept as desired state and sent
-    again after every reconnect; events are read by a background task into a
-    bounded buffer, so slow handlers never stall the connection's keepalive.
+    :meth:`handle_messages`, or iterate with ``async for``. Subscriptions are
+    kept as desired state and sent again after every reconnect; events are read
+    by a background task into a bounded buffer, so slow handlers never stall the
+    connection's keepalive.
 
     Example::
 
@@ -52,17 +73,18 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         api_key: str | None,
         cluster: StreamCluster | str,
         host: StreamHost | str = StreamHost.REAL_TIME,
-        ping_interval: float | None = 20,
-        ping_timeout: float | None = 19,
-        max_message_size: int | None = 16 * 2**20,
-        max_memory_queue: int | None = 32,
-        read_limit: int = 2**16,
-        write_limit: int = 2**16,
+        ping_interval: float | None = DEFAULT_PING_INTERVAL,
+        ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        max_memory_queue: int | None = DEFAULT_MAX_MEMORY_QUEUE,
+        read_limit: int = DEFAULT_READ_LIMIT,
+        write_limit: int = DEFAULT_WRITE_LIMIT,
         *,
-        open_timeout: float | None = 10,
+        open_timeout: float | None = DEFAULT_OPEN_TIMEOUT,
         max_buffered_events: int = DEFAULT_MAX_BUFFERED_EVENTS,
-        overflow: OverflowPolicy = "drop_oldest",
+        overflow: OverflowPolicy = DEFAULT_OVERFLOW,
         reconnect_on_eviction: bool = False,
+        handler_concurrency: int = DEFAULT_HANDLER_CONCURRENCY,
     ) -> None:
         """Create a client; it connects on the first subscribe or :meth:`handle_messages`.
 
@@ -73,9 +95,10 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         :param host: a :class:`~polygon.enums.StreamHost`, a hostname (``wss://`` is
             used), or a full ``ws://``/``wss://`` base URL such as a local simulator's.
             The cluster is appended as the path.
-        :param ping_interval: seconds between keepalive pings; ``None`` disables them.
+        :param ping_interval: seconds between keepalive pings (default 20);
+            ``0`` or ``None`` sends none.
         :param ping_timeout: seconds to wait for a pong before the connection is
-            considered dead; ``None`` waits forever.
+            considered dead (default 19); ``0`` or ``None`` waits forever.
         :param max_message_size: the largest frame accepted, in bytes. A larger frame
             ends the connection (close code 1009), which then reconnects.
         :param max_memory_queue: frames that may wait while the client logs in
@@ -96,6 +119,11 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         :param reconnect_on_eviction: reconnect after a ``max_connections``
             eviction. Off by default: two clients on one key that both reconnect
             evict each other forever.
+        :param handler_concurrency: how many per-event handler calls may run at
+            once. ``1`` (default) runs them one at a time, every event in order.
+            With more, events are still handled in order per symbol, and at most
+            ``max_buffered_events`` wait for a free slot (see
+            :ref:`handler-concurrency`).
         :raises ~polygon.streaming.errors.ConfigurationError: a bad argument, or no
             API key anywhere.
         """
@@ -113,21 +141,20 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
             overflow=overflow,
             reconnect_on_eviction=reconnect_on_eviction,
         )
-        self.cluster = config.cluster
-        self.url = config.connection.url
+        concurrency = concurrency_option(handler_concurrency)
         self.read_limit = read_limit
-        self._subscriptions = DesiredSubscriptions()
-        self._handlers = HandlerTable()
         self._buffer = EventBuffer(config.max_buffered_events, config.overflow)
-        self._engine = StreamEngine(
-            config.connection,
-            key,
-            self._subscriptions,
-            self._buffer,
-            reconnect_on_eviction=config.reconnect_on_eviction,
-        )
-        self._sinks: list[Sink] = []
+        self._wire(config, key, self._buffer)
         self._closed = False
+        self._taps = Taps()
+        # Events of a frame an iterator took but has not yielded yet (after a break).
+        self._pending: deque[Event] = deque()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._lanes: HandlerLanes | None = None
+        if concurrency > 1:
+            self._lanes = HandlerLanes(
+                self._handlers, self.cluster, concurrency, config.max_buffered_events
+            )
 
     async def __aenter__(self) -> Self:
         return self
@@ -153,8 +180,8 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
     async def handle_messages(
         self,
         reconnect: bool = False,
-        max_reconnection_attempts: int | None = 5,
-        reconnection_delay: float = 5,
+        max_reconnection_attempts: int | Literal[False] | None = DEFAULT_MAX_RECONNECTION_ATTEMPTS,
+        reconnection_delay: float = DEFAULT_RECONNECTION_DELAY,
     ) -> None:
         """Receive events and call their handlers.
 
@@ -172,12 +199,14 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         (from any coroutine, or a handler), reconnecting after every loss with
         exponential backoff and jitter, and sending the subscriptions again after
         every reconnect. A lost connection that had been up for a while is
-        retried at once; the delays then start at ``reconnection_delay``.
+        retried at once; the delays then start at ``reconnection_delay``. A loop
+        ended by :meth:`close_stream` returns ``None``, also when the close came
+        before the loop got to run (a task created just before the close).
 
         :param reconnect: run until closed, reconnecting as needed.
         :param max_reconnection_attempts: consecutive failed connection attempts
             after which the loop gives up; the count starts over once a
-            connection authenticates. ``None`` retries forever.
+            connection authenticates. ``None`` or ``False`` retries forever.
         :param reconnection_delay: the first backoff delay, in seconds (floats
             allowed); each further failure doubles it, up to a minute.
         :raises ~polygon.streaming.errors.AuthenticationError: the key was
@@ -189,15 +218,20 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
             ``max_reconnection_attempts`` failures.
         :raises ~polygon.streaming.errors.ConnectionLostError: without
             ``reconnect``, the connection was lost.
-        :raises ~polygon.streaming.errors.StreamClosedError: the client was
-            closed before the call.
+        :raises ~polygon.streaming.errors.StreamClosedError: without
+            ``reconnect``, the client was closed before the call (so that a
+            ``while True`` loop around it ends).
+        :raises RuntimeError: another task is already reading this client's
+            stream (``handle_messages()`` or an iterator).
         """
-        self._check_open()
         if not reconnect:
+            self._check_open()
             await self._handle_one_frame()
             return
-        check_reconnect_options(max_reconnection_attempts, reconnection_delay)
-        await self._run_supervised(max_reconnection_attempts, reconnection_delay)
+        options = reconnect_options(max_reconnection_attempts, reconnection_delay)
+        if self._closed:
+            return
+        await self._run_supervised(options)
 
     async def _handle_one_frame(self) -> None:
         # Frames already received are handled before any new connection is made,
@@ -206,41 +240,139 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
             await self._engine.connect()
         item = await self._buffer.get()
         if type(item) is list:
-            await self._handlers.dispatch(item)
+            await self._dispatch(item)
         elif isinstance(item, (ConnectionEnded, StreamFailed)) and item.error is not None:
             raise item.error
 
-    async def _run_supervised(self, max_attempts: int | None, delay: float) -> None:
-        supervisor = asyncio.get_running_loop().create_task(
-            self._engine.run(max_attempts, delay), name="polygon-stream-supervisor"
-        )
-        supervisor.add_done_callback(self._on_supervisor_done)
-        dispatch = self._handlers.dispatch
+    async def _dispatch(self, batch: list[Event]) -> None:
+        # Iterators fed from this loop show every event: the defaults stay quiet.
+        taps = self._taps
+        explicit_only = bool(taps)
+        lanes = self._lanes
+        if lanes is None:
+            await self._handlers.dispatch(batch, explicit_only)
+        else:
+            await lanes.dispatch(batch, explicit_only)
+        if taps:
+            taps.put(batch)
+
+    def _start_supervisor(self, options: ReconnectOptions) -> asyncio.Task[None]:
+        """The reconnect loop, started once and shared by handle_messages and iterators."""
+        supervisor = self._supervisor
+        if supervisor is None or supervisor.done():
+            supervisor = asyncio.get_running_loop().create_task(
+                self._engine.run(options.max_attempts, options.delay),
+                name="polygon-stream-supervisor",
+            )
+            supervisor.add_done_callback(self._on_supervisor_done)
+            self._supervisor = supervisor
+        return supervisor
+
+    async def _run_supervised(self, options: ReconnectOptions) -> None:
+        supervisor = self._start_supervisor(options)
         get = self._buffer.get
+        error: BaseException | None = None
         # While this loop waits with nothing queued, the reader may run plain
         # handlers itself (they block the loop whichever task calls them).
-        self._buffer.direct = self._handlers.dispatch_if_sync
+        self._taps.active = True
+        self._taps.on_change = self._direct_allowed
+        self._direct_allowed()
         try:
             while True:
                 item: Item = await get()
                 if type(item) is list:
-                    await dispatch(item)
+                    await self._dispatch(item)
                 elif item is CLOSED:
                     return
                 elif isinstance(item, StreamFailed):
-                    raise item.error
+                    error = item.error
+                    raise error
                 # ConnectionEnded: the supervisor is already reconnecting.
         finally:
             self._buffer.direct = None
+            self._taps.on_change = None
+            self._taps.loop_stopped(error)
             if not supervisor.done():
                 supervisor.cancel()
                 await asyncio.gather(supervisor, return_exceptions=True)
+            if self._lanes is not None and not self._closed:
+                await self._lanes.join()
+
+    def _direct_allowed(self) -> None:
+        """The reader may run plain handlers itself only while no iterator is fed."""
+        if self._lanes is None and not self._taps:
+            self._buffer.direct = self._handlers.dispatch_if_sync
+        else:
+            self._buffer.direct = None
 
     def _on_supervisor_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             error = task.exception()
             assert error is not None
             self._buffer.put_marker(StreamFailed(error))
+
+    # -- iterating -----------------------------------------------------------------------
+
+    def iter_messages(self, include_status: bool = True) -> AsyncEventIterator:
+        """Iterate over decoded events with ``async for``, starting the stream if needed.
+
+        The same rules as :meth:`StreamClient.iter_messages
+        <polygon.streaming.streaming.StreamClient.iter_messages>`: it ends when
+        :meth:`close_stream` is called, raises the error that stopped the stream,
+        and can be left with ``break`` (events of a frame not yet yielded are kept
+        for the next iteration). Handlers still run: handlers set explicitly run
+        just before their frame's events are yielded; the default (printing)
+        handlers stay quiet, since the iterator shows every event. While
+        :meth:`handle_messages` runs in another task, the iterator gets a copy of
+        every frame it handles; otherwise one task at a time reads the stream
+        directly, reconnecting with the defaults of :meth:`handle_messages`.
+
+        :param include_status: also yield status events (``ev == "status"``).
+        :raises ~polygon.streaming.errors.PolygonStreamError: the error that
+            stopped the stream (authentication failed, eviction, gave up
+            reconnecting).
+        :raises RuntimeError: another task is already reading the stream directly.
+
+        Example::
+
+            async for event in client.iter_messages(include_status=False):
+                print(event["sym"], event["p"])
+        """
+        return AsyncEventIterator(self._batches(include_status))
+
+    def iter_batches(self, include_status: bool = True) -> AsyncBatchIterator:
+        """Iterate with ``async for`` over each frame's events as one list.
+
+        The same as :meth:`iter_messages`, a frame at a time: the fastest way to
+        consume a firehose.
+
+        :param include_status: keep status events in the lists (frames left
+            empty without them are skipped).
+        :raises ~polygon.streaming.errors.PolygonStreamError: the error that
+            stopped the stream.
+        :raises RuntimeError: another task is already reading the stream directly.
+        """
+        return self._batches(include_status)
+
+    def _batches(self, include_status: bool) -> AsyncBatchIterator:
+        return AsyncBatchIterator(
+            self._next_frame,
+            self._taps,
+            self._pending,
+            include_status,
+            self._buffer.max_events,
+        )
+
+    async def _next_frame(self) -> Item:
+        """The next item of the stream for an iterator reading it directly."""
+        self._check_open()
+        self._start_supervisor(
+            ReconnectOptions(DEFAULT_MAX_RECONNECTION_ATTEMPTS, DEFAULT_RECONNECTION_DELAY)
+        )
+        item = await self._buffer.get()
+        if type(item) is list:
+            await self._handlers.dispatch(item, explicit_only=True)
+        return item
 
     # -- subscriptions -------------------------------------------------------------------
 
@@ -251,10 +383,9 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         handler_function: Handler | None,
         force_uppercase_symbols: bool,
     ) -> None:
-        self._check_open()
-        request = plan_request("subscribe", stream, self.cluster, symbols, force_uppercase_symbols)
-        if handler_function is not None:
-            self._handlers.set(request.stream.event_code, handler_function)
+        request = self._plan(
+            "subscribe", stream, symbols, force_uppercase_symbols, handler_function
+        )
         await self._apply(request)
 
     async def _unsubscribe(
@@ -263,11 +394,7 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         symbols: Symbols,
         force_uppercase_symbols: bool,
     ) -> None:
-        self._check_open()
-        request = plan_request(
-            "unsubscribe", stream, self.cluster, symbols, force_uppercase_symbols
-        )
-        await self._apply(request)
+        await self._apply(self._plan("unsubscribe", stream, symbols, force_uppercase_symbols))
 
     async def _apply(self, request: Request) -> None:
         # Recording and the connected check happen with no await between them,
@@ -281,37 +408,6 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
             # Connecting sends the whole desired set, this change included.
             await engine.connect()
         # Otherwise the reconnect loop is between connections: it was recorded.
-
-    def add_batch_handler(self, handler_function: BatchHandler) -> None:
-        """Also call ``handler_function`` once per frame, with the list of its events.
-
-        The fastest way to consume a firehose: one call per frame instead of one
-        per event. The list is in arrival order and may mix event codes and
-        status events; it is the client's own list, so copy it to keep it past
-        the call. While a batch handler is set, only handlers given explicitly
-        (with ``handler_function=`` or :meth:`change_handler`) still run per
-        event; the default logging handlers stay quiet. Effective from the next
-        frame, also while :meth:`handle_messages` runs.
-
-        :param handler_function: a function or coroutine function taking a list
-            of events.
-        :raises TypeError: ``handler_function`` is not callable.
-
-        Example::
-
-            def on_frame(events: list[dict]) -> None:
-                writer.write_many(events)
-
-            client.add_batch_handler(on_frame)
-        """
-        self._handlers.add_batch(handler_function)
-
-    def remove_batch_handler(self, handler_function: BatchHandler) -> None:
-        """Stop calling a batch handler added with :meth:`add_batch_handler`.
-
-        :raises ValueError: it was not added.
-        """
-        self._handlers.remove_batch(handler_function)
 
     async def add_sink(self, sink: Sink) -> None:
         """Publish every event this client receives through ``sink``, to a broker.
@@ -328,52 +424,30 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
 
             await client.add_sink(RedisStreamsSink("redis://localhost:6379/0"))
         """
-        self._check_open()
-        sink.attach(self.cluster)
+        self._attach_sink(sink)
         await sink.start()
         self._engine.taps.append(sink.offer)
         self._sinks.append(sink)
 
-    def change_handler(
-        self,
-        service_prefix: StreamServicePrefix | str,
-        handler_function: Handler,
-    ) -> None:
-        """Set the handler for one kind of event, effective from the next event.
-
-        Works while :meth:`handle_messages` runs.
-
-        :param service_prefix: a :class:`~polygon.enums.StreamServicePrefix` or
-            an event code such as ``"T"``, ``"XQ"``, or ``"status"`` for status events.
-        :param handler_function: a function or coroutine function taking one
-            event (a dict).
-        :raises TypeError: ``handler_function`` is not callable.
-        :raises ValueError: ``service_prefix`` is neither an enum member nor a
-            non-empty string.
-
-        Example::
-
-            client.change_handler(StreamServicePrefix.STOCK_TRADES, on_trade)
-        """
-        code = event_code_of(service_prefix)
-        self._handlers.set(code, handler_function)
-
     # -- connection control --------------------------------------------------------------
 
-    async def login(self, api_key: str | None = None) -> None:
+    async def login(self, key: str | None = None, *, api_key: str | None = None) -> None:
         """Connect and authenticate now, instead of on the first subscribe.
 
         Not needed in normal use: subscribing or handling messages logs in.
 
-        :param api_key: a key to use from now on instead of the one given at
-            creation; if connected, the client reconnects with it.
+        :param key: a key to use from now on instead of the one given at
+            creation (the older library's name); if connected, the client
+            reconnects with it.
+        :param api_key: the same as ``key``.
         :raises ~polygon.streaming.errors.AuthenticationError: the key was rejected.
         :raises ~polygon.streaming.errors.StreamConnectionError: the server
             could not be reached.
         """
         self._check_open()
-        if api_key is not None:
-            self._engine.set_api_key(resolve_api_key(api_key))
+        new_key = self._login_key(key, api_key)
+        if new_key is not None:
+            self._engine.set_api_key(new_key)
             await self._engine.disconnect()
         await self._engine.connect()
 
@@ -397,7 +471,7 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         return True, f"reconnected to {self.url}"
 
     async def close_stream(self) -> None:
-        """Close the connection and stop :meth:`handle_messages`. Idempotent.
+        """Close the connection and stop :meth:`handle_messages` and iterators. Idempotent.
 
         Callable from any coroutine, handlers included. Frames still waiting
         in the buffer are discarded. The client cannot be used afterwards.
@@ -405,14 +479,13 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         self._closed = True
         self._handlers.stopped = True
         self._buffer.close()
+        self._taps.close()
         await self._engine.close()
+        if self._lanes is not None:
+            await self._lanes.cancel()
         # After the engine: every event it read has been offered to the sinks.
         for sink in self._sinks:
             await sink.close()
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StreamClosedError("the client was closed with close_stream(); create a new one")
 
-
-__all__ = ["AsyncStreamClient"]
+__all__ = ["DELAYED_HOST", "HOST", "AsyncStreamClient", "ensure_prefix"]
