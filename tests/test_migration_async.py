@@ -36,8 +36,12 @@ Event = dict[str, Any]
 
 @pytest.fixture
 async def live() -> AsyncIterator[MarketSimulator]:
-    """A simulator generating data for whatever is subscribed."""
-    async with MarketSimulator(rate=400, batch_size=5) as simulator:
+    """A simulator generating data for whatever is subscribed.
+
+    Market time runs 30 times the wall clock, so a minute bar (the indices step
+    waits for one) closes every two seconds; the rate is per market second.
+    """
+    async with MarketSimulator(rate=10, batch_size=5, speed=30) as simulator:
         yield simulator
 
 
