@@ -26,8 +26,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from itertools import repeat
 from types import TracebackType
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, Protocol
 
+import orjson
 from typing_extensions import Self
 
 from polygon.enums import StreamCluster
@@ -106,18 +107,43 @@ class EventSource(abc.ABC):
         return self._events()
 
 
-class Frame(NamedTuple):
+class Frame:
     """A frame's events as buffered.
 
-    ``code`` is their one event code, or ``None`` when they have several (or
-    one that is not a string); ``text`` is the frame as received (a JSON array
-    of exactly these events), or ``None`` when it was not given or holds
-    events that are not buffered.
+    :ivar code: their one event code, or ``None`` when they have several (or
+        one that is not a string).
+    :ivar size: the number of events.
+    :ivar events: the events, or ``None`` when only the text was kept.
+    :ivar text: the frame as received (a JSON array of exactly these events),
+        or ``None``.
+
+    Keeping only the text when it is enough spares the buffer a dict per
+    event, and the garbage collector the walk over them.
     """
 
-    code: str | None
-    events: list[Event]
-    text: str | None = None
+    __slots__ = ("code", "events", "size", "text")
+
+    def __init__(
+        self, code: str | None, size: int, events: list[Event] | None, text: str | None
+    ) -> None:
+        self.code = code
+        self.size = size
+        self.events = events
+        self.text = text
+
+    def decoded(self) -> list[Event]:
+        """The events (decoded from the text again if only the text was kept)."""
+        if self.events is None:
+            self.events = orjson.loads(self.text or "[]")
+        return self.events
+
+    def split(self, at: int) -> tuple[Frame, Frame]:
+        """The first ``at`` events, and the rest (without the text, which no longer fits)."""
+        events = self.decoded()
+        return (
+            Frame(self.code, at, events[:at], None),
+            Frame(self.code, self.size - at, events[at:], None),
+        )
 
 
 class Batch:
@@ -141,11 +167,9 @@ class Batch:
 
     def events(self) -> list[Event]:
         """Every event, in order."""
-        if len(self.frames) == 1:
-            return self.frames[0].events
         events: list[Event] = []
         for frame in self.frames:
-            events.extend(frame.events)
+            events.extend(frame.decoded())
         return events
 
 
@@ -200,6 +224,9 @@ class BufferedSink(abc.ABC):
         self._closing = False
         self._connected = False
         self._drop_logged_at: float | None = None
+        # Whether the writer needs the events themselves, or only the frame's
+        # text when there is one (a subclass that only joins texts says False).
+        self._keeps_events = True
 
     # -- what the subclasses implement -------------------------------------------------
 
@@ -250,15 +277,19 @@ class BufferedSink(abc.ABC):
         if not events:
             return
         code = next(iter(codes)) if len(codes) == 1 else None
-        if frame is None:
+        if type(code) is not str:
+            code = None
+        if frame is not None and not self._keeps_events:
+            # The text is all the writer needs: no dict is kept alive.
+            self._buffer(Frame(code, len(events), None, frame))
+        else:
             # A copy: the client hands the same list to batch handlers, which
-            # may change it. (With the text, the events are only counted.)
-            events = list(events)
-        self._buffer(Frame(code if type(code) is str else None, events, frame))
+            # may change it.
+            self._buffer(Frame(code, len(events), list(events), frame))
 
     def _buffer(self, frame: Frame) -> None:
         stats = self.stats
-        count = len(frame.events)
+        count = frame.size
         stats.offered += count
         room = self.max_buffered_events - self._buffered
         if room < count:
@@ -267,7 +298,7 @@ class BufferedSink(abc.ABC):
             self._refuse(count - max(room, 0))
             if room <= 0:
                 return
-            frame = Frame(frame.code, frame.events[:room])  # the text no longer matches
+            frame, _ = frame.split(room)
             count = room
         self._frames.append(frame)
         self._buffered += count
@@ -352,14 +383,14 @@ class BufferedSink(abc.ABC):
         while buffered and size < limit:
             frame = buffered[0]
             room = limit - size
-            if len(frame.events) > room:
-                frames.append(Frame(frame.code, frame.events[:room]))
-                buffered[0] = Frame(frame.code, frame.events[room:])
+            if frame.size > room:
+                head, buffered[0] = frame.split(room)
+                frames.append(head)
                 size += room
                 break
             buffered.popleft()
             frames.append(frame)
-            size += len(frame.events)
+            size += frame.size
         batch = Batch(frames, self._next_number, size)
         self._next_number += size
         return batch

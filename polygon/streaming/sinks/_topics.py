@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Callable, Hashable, Iterable
+from itertools import chain
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -17,7 +18,7 @@ import orjson
 from polygon.enums import StreamCluster
 from polygon.streaming._channels import symbol_field
 from polygon.streaming.errors import ConfigurationError
-from polygon.streaming.sinks._base import Batch, BufferedSink, Event
+from polygon.streaming.sinks._base import Batch, BufferedSink, Event, Frame
 
 T = TypeVar("T", bound=Hashable)
 
@@ -88,43 +89,60 @@ class CodeNames(Generic[T]):
 
 
 class Group:
-    """The events of a batch that go to one key or subject.
+    """The events of a batch that go to one key or subject, as frames in order.
 
     :ivar first: the sink's number for the first of them.
-    :ivar events: the events, in order.
-    :ivar texts: the frames they came in, as received, when each holds exactly
-        events of this group; ``None`` otherwise.
+    :ivar size: the number of events.
+    :ivar frames: whole frames, and frames made here of single events.
     """
 
-    __slots__ = ("events", "first", "texts")
+    __slots__ = ("_loose", "first", "frames", "size")
 
-    def __init__(self, first: int, events: list[Event], texts: list[str] | None) -> None:
+    def __init__(self, first: int) -> None:
         self.first = first
-        self.events = events
-        self.texts = texts
+        self.size = 0
+        self.frames: list[Frame] = []
+        self._loose: Frame | None = None
 
-    def payload(self) -> bytes:
-        """The events as one JSON array: the frames' own text when there is
-        one, else encoded (``orjson``)."""
-        texts = self.texts
-        if texts is None:
-            return orjson.dumps(self.events, default=str)
-        if len(texts) == 1:
-            return texts[0].encode()
-        # One join and one encoding: the frames are large, copies add up.
-        parts = ["["]
-        for text in texts:
-            parts.append(_inside(text))
-            parts.append(",")
-        parts[-1] = "]"
-        return "".join(parts).encode()
+    def add_frame(self, frame: Frame) -> None:
+        self.frames.append(frame)
+        self.size += frame.size
+        self._loose = None
 
+    def add_event(self, event: Event) -> None:
+        loose = self._loose
+        if loose is None:
+            loose = self._loose = Frame(None, 0, [], None)
+            self.frames.append(loose)
+        assert loose.events is not None
+        loose.events.append(event)
+        loose.size += 1
+        self.size += 1
 
-def _inside(text: str) -> str:
-    """A JSON array's text without its brackets."""
-    if text[:1] != "[" or text[-1:] != "]":
-        text = text.strip()
-    return text[1:-1]
+    def events(self) -> list[Event]:
+        """The events, in order."""
+        events: list[Event] = []
+        for frame in self.frames:
+            events.extend(frame.decoded())
+        return events
+
+    def payload(self) -> list[bytes]:
+        """The events as a JSON array of frames, each a JSON array of events,
+        in pieces to be sent one after the other.
+
+        Each frame is the text it was received as, when it has one; the others
+        are encoded together (``orjson``) as one frame. Nesting the frames
+        rather than merging them spares a copy of every frame's text.
+        """
+        frames = self.frames
+        if any(frame.text is None for frame in frames):
+            return [b"[", orjson.dumps(self.events(), default=str), b"]"]
+        parts = [b"["]
+        for frame in frames:
+            parts.append((frame.text or "[]").encode())
+            parts.append(b",")
+        parts[-1] = b"]"
+        return parts
 
 
 def group_batch(
@@ -141,28 +159,22 @@ def group_batch(
     """
     groups: dict[T, Group] = {}
     number = batch.first
-    for code, events, text in batch.frames:
+    for frame in batch.frames:
+        code = frame.code
         if code is not None and name_of_code is not None:
             name = name_of_code(code)
             group = groups.get(name)
             if group is None:
-                groups[name] = Group(number, list(events), None if text is None else [text])
-            else:
-                group.events.extend(events)
-                if group.texts is not None and text is not None:
-                    group.texts.append(text)
-                else:
-                    group.texts = None
+                group = groups[name] = Group(number)
+            group.add_frame(frame)
         else:
-            for offset, event in enumerate(events):
+            for offset, event in enumerate(frame.decoded()):
                 name = name_of_event(event)
                 group = groups.get(name)
                 if group is None:
-                    groups[name] = Group(number + offset, [event], None)
-                else:
-                    group.events.append(event)
-                    group.texts = None
-        number += len(events)
+                    group = groups[name] = Group(number + offset)
+                group.add_event(event)
+        number += frame.size
     return groups
 
 
@@ -195,3 +207,25 @@ class SymbolFilter:
             if type(symbol) is str and symbol in symbols:
                 kept.append(event)
         return kept
+
+
+def unpack_batch(data: bytes) -> list[Event] | None:
+    """The events of a batch entry or message (a JSON array of frames, each a
+    JSON array of events); ``None`` when it is not that."""
+    try:
+        frames = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if type(frames) is not list or not set(map(type, frames)) <= {list}:
+        return None
+    events: list[Event] = frames[0] if len(frames) == 1 else list(chain.from_iterable(frames))
+    return events if set(map(type, events)) <= {dict} else None
+
+
+def unpack_event(data: bytes) -> list[Event] | None:
+    """The event of an entry or message that holds one; ``None`` when it does not."""
+    try:
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return [event] if type(event) is dict else None

@@ -69,6 +69,8 @@ from polygon.streaming.sinks._topics import (
     TopicCache,
     check_template,
     group_batch,
+    unpack_batch,
+    unpack_event,
     uses_symbol,
 )
 
@@ -237,6 +239,7 @@ class NatsJetStreamSink(BufferedSink):
         self._code_subjects = (
             None if uses_symbol(subject_template) else CodeNames(self, self._render_subject)
         )
+        self._keeps_events = packing == "event" or self._code_subjects is None
 
     def __repr__(self) -> str:
         return f"<NatsJetStreamSink {self.subject_template!r} stream {self.stream!r}>"
@@ -357,11 +360,11 @@ class NatsJetStreamSink(BufferedSink):
         groups = group_batch(batch, self._subjects, self._code_subjects)
         messages = []
         for subject, group in groups.items():
-            payload = group.payload()
+            payload = b"".join(group.payload())
             if len(payload) <= limit:
                 pieces = [(0, payload)]
             else:
-                pieces = self._pieces(batch, group.events, 0, limit)
+                pieces = self._pieces(batch, group.events(), 0, limit)
             for offset, data in pieces:
                 msg_id = f"{group.first}" if offset == 0 else f"{group.first}.{offset}"
                 messages.append((subject, msg_id, data))
@@ -375,7 +378,7 @@ class NatsJetStreamSink(BufferedSink):
         Each piece comes with the offset of its first event in the group. An
         event that does not fit on its own is left out, logged and counted.
         """
-        payload = orjson.dumps(events, default=str)
+        payload = b"[" + orjson.dumps(events, default=str) + b"]"
         if len(payload) <= limit:
             return [(offset, payload)]
         if len(events) == 1:
@@ -582,17 +585,13 @@ class NatsJetStreamConsumer(EventSource):
             await asyncio.sleep(delay)
 
     def _unpack(self, data: bytes) -> list[Event]:
-        """The events of a message: a JSON array of them (a batch), or one."""
-        try:
-            value = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            value = None
-        events = value if type(value) is list else [value]
-        if set(map(type, events)) <= {dict}:
-            return events if self.symbols is None else self.symbols(events)
-        self.malformed += 1
-        logger.warning("NatsJetStreamConsumer: skipped a message that holds no JSON events")
-        return []
+        """The events of a message: a batch of them (``[`` first), or one."""
+        events = unpack_batch(data) if data[:1] == b"[" else unpack_event(data)
+        if events is None:
+            self.malformed += 1
+            logger.warning("NatsJetStreamConsumer: skipped a message that holds no JSON events")
+            return []
+        return events if self.symbols is None else self.symbols(events)
 
     def _has_room(self) -> bool:
         return (

@@ -71,6 +71,8 @@ from polygon.streaming.sinks._topics import (
     TopicCache,
     check_template,
     group_batch,
+    unpack_batch,
+    unpack_event,
     uses_symbol,
 )
 
@@ -137,7 +139,7 @@ class RedisStreamsSink(BufferedSink):
         *,
         key_template: str = DEFAULT_KEY_TEMPLATE,
         packing: Packing = "batch",
-        maxlen: int | None = 100_000,
+        maxlen: int | None = 1_000_000,
         approximate: bool = True,
         timeout: float = 5.0,
         max_buffered_events: int = 100_000,
@@ -169,6 +171,7 @@ class RedisStreamsSink(BufferedSink):
         self._prefixes: TopicCache[bytes] = TopicCache(self, self._command_prefix)
         self._keys: TopicCache[bytes] = TopicCache(self, self._render_key)
         self._code_keys = None if uses_symbol(key_template) else CodeNames(self, self._render_key)
+        self._keeps_events = packing == "event" or self._code_keys is None
         # The running mean of the events per entry of each stream (packing="batch").
         self._entry_sizes: dict[bytes, float] = {}
         self._suffix = _bulk(b"p") + _bulk(self.producer.encode()) + _bulk(b"n")
@@ -209,8 +212,7 @@ class RedisStreamsSink(BufferedSink):
         # The commands are packed here rather than by redis-py's pipeline, which
         # spends more time encoding them than Redis spends running them.
         if self.packing == "batch":
-            pieces = self._batch_commands(batch)
-            replies = len(pieces) // 3
+            pieces, replies = self._batch_commands(batch)
         else:
             pieces = self._event_commands(batch)
             replies = len(pieces)
@@ -229,27 +231,28 @@ class RedisStreamsSink(BufferedSink):
 
     # -- packing ---------------------------------------------------------------------------
 
-    def _batch_commands(self, batch: Batch) -> list[bytes]:
-        """One ``XADD key [MAXLEN ~ n] * b <events> p <producer> n <first>`` per stream.
+    def _batch_commands(self, batch: Batch) -> tuple[list[bytes], int]:
+        """One ``XADD key [MAXLEN ~ n] * b <events> p <producer> n <first>`` per
+        stream, and how many.
 
-        In pieces, each payload on its own: they are written as they are,
-        without copying the (large) payloads into one command.
+        In pieces, each frame's text on its own: they are written as they are,
+        without copying the (large) texts into one command first.
         """
         groups = group_batch(batch, self._keys, self._code_keys)
         suffix = self._suffix
-        pieces = []
+        pieces: list[bytes] = []
         for key, group in groups.items():
-            trim = self._trim_args(key, len(group.events))
+            trim = self._trim_args(key, group.size)
             payload = group.payload()
             pieces.append(
                 b"*%d\r\n$4\r\nXADD\r\n" % (9 + len(trim))
                 + _bulk(key)
                 + b"".join(trim)
-                + b"$1\r\n*\r\n$1\r\nb\r\n$%d\r\n" % len(payload)
+                + b"$1\r\n*\r\n$1\r\nb\r\n$%d\r\n" % sum(map(len, payload))
             )
-            pieces.append(payload)
+            pieces.extend(payload)
             pieces.append(b"\r\n" + suffix + _bulk(b"%d" % group.first))
-        return pieces
+        return pieces, len(groups)
 
     def _trim_args(self, key: bytes, count: int) -> list[bytes]:
         """``MAXLEN ~ n``, n entries holding about ``maxlen`` events of this stream."""
@@ -440,21 +443,19 @@ class RedisStreamsConsumer(EventSource):
                 yield key, entry_id, events
 
     def _unpack(self, fields: dict[bytes, bytes]) -> list[Event]:
-        """The events of an entry: ``b`` holds a JSON array of them, ``e`` one."""
+        """The events of an entry: ``b`` holds a batch of them, ``e`` one."""
         batch, single = fields.get(b"b"), fields.get(b"e")
-        data = batch if batch is not None else single
-        if data is None:
+        if batch is not None:
+            events = unpack_batch(batch)
+        elif single is not None:
+            events = unpack_event(single)
+        else:
             return []  # not an entry of a sink
-        try:
-            value = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            value = None
-        events = value if batch is not None else [value]
-        if type(events) is list and set(map(type, events)) <= {dict}:
-            return events
-        self.malformed += 1
-        logger.warning("RedisStreamsConsumer: skipped an entry that holds no JSON events")
-        return []
+        if events is None:
+            self.malformed += 1
+            logger.warning("RedisStreamsConsumer: skipped an entry that holds no JSON events")
+            return []
+        return events
 
     def _repeated(self, key: str, fields: dict[bytes, bytes]) -> bool:
         producer, number = fields.get(b"p"), fields.get(b"n")
