@@ -8,9 +8,18 @@ The sink publishes on the subjects its template names:
 ``polygon.{cluster}.{ev}.{sym}``, one per event code and symbol
 (``polygon.stocks.T.AAPL``). With ``packing="batch"`` (the default), each
 written batch becomes one message per subject, whose data is the subject's
-events of the batch as a JSON array, in order (split in several messages when
-it would pass the server's ``max_payload``). With ``packing="event"`` each
-event is a message, its data the event as JSON.
+events of the batch in order: a JSON array of frames, each a JSON array of
+events (the frame's text as the service sent it whenever the frame went whole
+to this subject), split in several messages when it would pass the server's
+``max_payload``. With ``packing="event"`` each event is a message, its data
+the event as JSON.
+
+The messages of a batch are published one after the other, each with a reply
+subject for its acknowledgement, and the sink waits once for all of them: no
+publish waits for the one before. (JetStream's batch publishing, in
+nats-server 2.12 and 2.14, was weighed and left: a batch is already a handful
+of messages, so acknowledgements cost little, and fast batches do not take
+the ``Nats-Msg-Id`` the repeats are dropped by.)
 
 Symbols may hold characters that do not belong in a subject token, so every
 value put into a subject goes through :func:`subject_token`, which replaces
@@ -35,7 +44,7 @@ import contextlib
 import logging
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import orjson
@@ -491,7 +500,7 @@ class NatsJetStreamConsumer(EventSource):
         stream: str | None = None,
         cluster: str = "stocks",
         subjects: str | Sequence[str] | None = None,
-        symbols: Collection[str] | None = None,
+        symbols: Iterable[str] | None = None,
         start: Literal["all", "new"] | int = "all",
         max_pending: int = 10_000,
         max_pending_bytes: int = 64 * 2**20,

@@ -11,7 +11,9 @@ The sink adds entries (``XADD``) to the streams its key template names:
 written batch becomes one entry per stream, with three fields:
 
 ``b``
-    the stream's events of the batch, in order, as one JSON array;
+    the stream's events of the batch, in order: a JSON array of frames, each
+    a JSON array of events, the frame's text as the service sent it whenever
+    the frame went whole to this stream;
 ``p``
     the producer: 16 hex digits chosen at random by each sink;
 ``n``
@@ -36,7 +38,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import AsyncIterator, Collection, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -341,7 +343,7 @@ class RedisStreamsConsumer(EventSource):
         *,
         keys: Sequence[str] | None = None,
         pattern: str = "polygon:*",
-        symbols: Collection[str] | None = None,
+        symbols: Iterable[str] | None = None,
         cluster: str | StreamCluster = "stocks",
         start: str | dict[str, str] = "0",
         count: int = 1000,
