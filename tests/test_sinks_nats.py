@@ -22,6 +22,7 @@ from _brokers import (
     by_stream,
     collect,
     publish,
+    publish_trades_and_quotes,
     running,
     stock_events,
     subscribed_client,
@@ -175,12 +176,7 @@ async def test_subject_template_stream_name_and_a_filtered_consumer(
         stream="MARKET",
         packing=packing,
     )
-    async with await subscribed_client(sim) as client:
-        await client.subscribe_stock_quotes(["AAPL", "BRK.B", "MSFT", "SPY"])
-        await sim.wait_for(lambda: "Q.SPY" in sim.subscriptions("stocks"))
-        await client.add_sink(sink)
-        await publish(sim, events)
-        await until(lambda: sink.stats.published == 240, "the sink to publish everything")
+    await publish_trades_and_quotes(sim, events, sink)
     assert sink.subject_for(events[2]) == "md.stocks.BRK_B.T"
     messages, subjects = await stream_state(nats_server.url, "MARKET")
     assert subjects == ["md.stocks.>"]
@@ -202,12 +198,7 @@ async def test_symbols_are_picked_by_the_consumer_in_batches_of_every_symbol(
 ) -> None:
     events = stock_events(200, codes=("T", "Q"))
     sink = NatsJetStreamSink(nats_server.url)
-    async with await subscribed_client(sim) as client:
-        await client.subscribe_stock_quotes(["AAPL", "BRK.B", "MSFT", "SPY"])
-        await sim.wait_for(lambda: "Q.SPY" in sim.subscriptions("stocks"))
-        await client.add_sink(sink)
-        await publish(sim, events)
-        await until(lambda: sink.stats.published == 200, "the sink to publish everything")
+    await publish_trades_and_quotes(sim, events, sink)
     assert set(await subjects_of(nats_server.url, "POLYGON_STOCKS")) == {
         "polygon.stocks.T",
         "polygon.stocks.Q",
@@ -319,6 +310,20 @@ async def test_a_hung_broker_never_holds_up_the_client_and_drops_are_exact(
     assert by_stream(got) == by_stream(first + second[:64])
 
 
+async def read_only_new(
+    url: str, sim: MarketSimulator, events: list[Event], at: int, per_frame: int = 25
+) -> list[Event]:
+    """What a consumer started at "new" reads of ``events``, published once it
+    has taken its place after the stream's last message, sequence ``at``."""
+    consumer = NatsJetStreamConsumer(url, start="new")
+    reading = asyncio.ensure_future(collect(consumer, len(events)))
+    await until(lambda: consumer.sequence == at, "the consumer to take its place")
+    await publish(sim, events, per_frame=per_frame)
+    got = await reading
+    await consumer.close()
+    return got
+
+
 @pytest.mark.anyio
 async def test_a_consumer_resumes_from_a_sequence_or_reads_only_new_messages(
     nats_server: NatsServer, sim: MarketSimulator
@@ -332,13 +337,7 @@ async def test_a_consumer_resumes_from_a_sequence_or_reads_only_new_messages(
         async with NatsJetStreamConsumer(nats_server.url, start=31) as consumer:
             assert await collect(consumer, 10) == old[30:]
             assert consumer.sequence == 40
-        consumer = NatsJetStreamConsumer(nats_server.url, start="new")
-        reading = asyncio.ensure_future(collect(consumer, 40))
-        await until(lambda: consumer.sequence == 40, "the consumer to take its place")
-        await publish(sim, new)
-        got = await reading
-        await consumer.close()
-    assert got == new
+        assert await read_only_new(nats_server.url, sim, new, at=40) == new
 
 
 @pytest.mark.anyio
@@ -361,13 +360,7 @@ async def test_a_consumer_resumes_inside_a_batch_from_its_sequence(
         async with NatsJetStreamConsumer(nats_server.url, start=2) as consumer:
             assert await collect(consumer, 30) == old[10:]
             assert consumer.sequence == 4
-        consumer = NatsJetStreamConsumer(nats_server.url, start="new")
-        reading = asyncio.ensure_future(collect(consumer, 40))
-        await until(lambda: consumer.sequence == 4, "the consumer to take its place")
-        await publish(sim, new, per_frame=10)
-        got = await reading
-        await consumer.close()
-    assert got == new
+        assert await read_only_new(nats_server.url, sim, new, at=4, per_frame=10) == new
 
 
 def test_a_batch_too_large_for_one_message_is_split_and_a_huge_event_dropped() -> None:

@@ -24,6 +24,7 @@ from _brokers import (
     by_stream,
     collect,
     publish,
+    publish_trades_and_quotes,
     running,
     stock_events,
     subscribed_client,
@@ -147,12 +148,7 @@ async def test_one_stream_per_event_code_and_frames_of_mixed_codes(
 ) -> None:
     events = stock_events(240, codes=("T", "Q"))  # every frame holds trades and quotes
     sink = RedisStreamsSink(redis_server.url, key_template="md:{cluster}:{ev}", packing=packing)
-    async with await subscribed_client(sim) as client:
-        await client.subscribe_stock_quotes(["AAPL", "BRK.B", "MSFT", "SPY"])
-        await sim.wait_for(lambda: "Q.SPY" in sim.subscriptions("stocks"))
-        await client.add_sink(sink)
-        await publish(sim, events)
-        await until(lambda: sink.stats.published == 240, "the sink to publish everything")
+    await publish_trades_and_quotes(sim, events, sink)
     assert sink.key_for(events[0]) == "md:stocks:T"
     entries = await stored(redis_server.url, "md:*")
     assert {key: sum(sizes) for key, sizes in entries.items()} == {
@@ -368,14 +364,7 @@ async def test_symbols_are_picked_by_the_consumer_or_by_key_in_batches(
     events = stock_events(200, codes=("T", "Q"))
     per_code = RedisStreamsSink(redis_server.url, key_template="all:{cluster}:{ev}")
     per_symbol = RedisStreamsSink(redis_server.url, key_template="one:{cluster}:{ev}:{sym}")
-    async with await subscribed_client(sim) as client:
-        await client.subscribe_stock_quotes(["AAPL", "BRK.B", "MSFT", "SPY"])
-        await sim.wait_for(lambda: "Q.SPY" in sim.subscriptions("stocks"))
-        await client.add_sink(per_code)
-        await client.add_sink(per_symbol)
-        await publish(sim, events)
-        await until(lambda: per_symbol.stats.published == 200, "the per-symbol sink")
-        await until(lambda: per_code.stats.published == 200, "the per-code sink")
+    await publish_trades_and_quotes(sim, events, per_code, per_symbol)
     wanted = [e for e in events if e["sym"] in ("BRK.B", "SPY")]
     async with RedisStreamsConsumer(
         redis_server.url, pattern="all:*", symbols=["BRK.B", "SPY"]
