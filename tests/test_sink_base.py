@@ -15,7 +15,7 @@ from polygon.enums import StreamCluster
 from polygon.streaming.simulator import MarketSimulator, SimulatorThread
 from polygon.streaming.sinks import BufferedSink
 from polygon.streaming.sinks._base import Batch, Frame
-from polygon.streaming.sinks._topics import Group, group_batch, unpack_batch
+from polygon.streaming.sinks._topics import ENTRY_EVENTS, Group, group_batch, unpack_batch
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -233,13 +233,31 @@ def test_groups_keep_the_order_and_number_of_their_first_event() -> None:
     batch = Batch(frames, 100, 6)
     groups = group_batch(batch, lambda e: e["ev"], lambda code: code)
     assert [(name, g.first, g.size) for name, g in groups.items()] == [("T", 100, 5), ("Q", 102, 1)]
-    assert groups["T"].events() == [*t1, *t2, *trades(4, 1)]
-    payload = orjson.loads(b"".join(groups["T"].payload()))
-    assert [e for frame in payload for e in frame] == groups["T"].events()
-    # Every frame with its text: the texts as they came, nested.
+    (chunk,) = groups["T"].chunks()
+    assert chunk.events() == [*t1, *t2, *trades(4, 1)]
+    payload = orjson.loads(b"".join(chunk.payload()))
+    assert payload == [t1, [*t2], trades(4, 1)]  # the frames, as they came or encoded
+    # Frames with their text: the texts as they came, nested.
     texts = Group(0)
     for events in (t1, t2):
         texts.add_frame(Frame("T", 2, None, orjson.dumps(events).decode()))
-    assert b"".join(texts.payload()) == b"[" + orjson.dumps(t1) + b"," + orjson.dumps(t2) + b"]"
-    assert unpack_batch(b"".join(texts.payload())) == [*t1, *t2]
+    (chunk,) = texts.chunks()
+    assert b"".join(chunk.payload()) == b"[" + orjson.dumps(t1) + b"," + orjson.dumps(t2) + b"]"
+    assert unpack_batch(b"".join(chunk.payload())) == [*t1, *t2]
     assert unpack_batch(b"[[1]]") is None and unpack_batch(b"{") is None
+
+
+def test_a_group_is_cut_into_entries_of_about_entry_events() -> None:
+    """Whole frames, never split; single events in runs of at most ENTRY_EVENTS."""
+    group = Group(10)
+    for start in range(0, 1200, 300):
+        group.add_frame(Frame("T", 300, trades(start, 300), None))
+    group.add_frame(Frame("T", 900, trades(1200, 900), None))  # larger on its own
+    for event in trades(2100, 1100):
+        group.add_event(event)
+    sizes = [(chunk.offset, chunk.size) for chunk in group.chunks()]
+    assert ENTRY_EVENTS == 500
+    assert sizes == [
+        *[(0, 300), (300, 300), (600, 300), (900, 300), (1200, 900)],
+        *[(2100, 500), (2600, 500), (3100, 100)],
+    ]

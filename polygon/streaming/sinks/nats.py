@@ -369,14 +369,15 @@ class NatsJetStreamSink(BufferedSink):
         groups = group_batch(batch, self._subjects, self._code_subjects)
         messages = []
         for subject, group in groups.items():
-            payload = b"".join(group.payload())
-            if len(payload) <= limit:
-                pieces = [(0, payload)]
-            else:
-                pieces = self._pieces(batch, group.events(), 0, limit)
-            for offset, data in pieces:
-                msg_id = f"{group.first}" if offset == 0 else f"{group.first}.{offset}"
-                messages.append((subject, msg_id, data))
+            for chunk in group.chunks():
+                payload = b"".join(chunk.payload())
+                if len(payload) <= limit:
+                    pieces = [(chunk.offset, payload)]
+                else:
+                    pieces = self._pieces(batch, chunk.events(), chunk.offset, limit)
+                for offset, data in pieces:
+                    msg_id = f"{group.first}" if offset == 0 else f"{group.first}.{offset}"
+                    messages.append((subject, msg_id, data))
         return messages
 
     def _pieces(

@@ -235,7 +235,7 @@ class RedisStreamsSink(BufferedSink):
 
     def _batch_commands(self, batch: Batch) -> tuple[list[bytes], int]:
         """One ``XADD key [MAXLEN ~ n] * b <events> p <producer> n <first>`` per
-        stream, and how many.
+        run of a stream's frames, and how many.
 
         In pieces, each frame's text on its own: they are written as they are,
         without copying the (large) texts into one command first.
@@ -243,18 +243,21 @@ class RedisStreamsSink(BufferedSink):
         groups = group_batch(batch, self._keys, self._code_keys)
         suffix = self._suffix
         pieces: list[bytes] = []
+        entries = 0
         for key, group in groups.items():
-            trim = self._trim_args(key, group.size)
-            payload = group.payload()
-            pieces.append(
-                b"*%d\r\n$4\r\nXADD\r\n" % (9 + len(trim))
-                + _bulk(key)
-                + b"".join(trim)
-                + b"$1\r\n*\r\n$1\r\nb\r\n$%d\r\n" % sum(map(len, payload))
-            )
-            pieces.extend(payload)
-            pieces.append(b"\r\n" + suffix + _bulk(b"%d" % group.first))
-        return pieces, len(groups)
+            for chunk in group.chunks():
+                trim = self._trim_args(key, chunk.size)
+                payload = chunk.payload()
+                pieces.append(
+                    b"*%d\r\n$4\r\nXADD\r\n" % (9 + len(trim))
+                    + _bulk(key)
+                    + b"".join(trim)
+                    + b"$1\r\n*\r\n$1\r\nb\r\n$%d\r\n" % sum(map(len, payload))
+                )
+                pieces.extend(payload)
+                pieces.append(b"\r\n" + suffix + _bulk(b"%d" % (group.first + chunk.offset)))
+                entries += 1
+        return pieces, entries
 
     def _trim_args(self, key: bytes, count: int) -> list[bytes]:
         """``MAXLEN ~ n``, n entries holding about ``maxlen`` events of this stream."""
