@@ -249,15 +249,14 @@ def test_groups_keep_the_order_and_number_of_their_first_event() -> None:
 
 def test_a_group_is_cut_into_entries_of_about_entry_events() -> None:
     """Whole frames, never split; single events in runs of at most ENTRY_EVENTS."""
+    third, most = ENTRY_EVENTS // 3, ENTRY_EVENTS * 2
     group = Group(10)
-    for start in range(0, 1200, 300):
-        group.add_frame(Frame("T", 300, trades(start, 300), None))
-    group.add_frame(Frame("T", 900, trades(1200, 900), None))  # larger on its own
-    for event in trades(2100, 1100):
+    for start in range(0, 6 * third, third):
+        group.add_frame(Frame("T", third, trades(start, third), None))
+    group.add_frame(Frame("T", most, trades(6 * third, most), None))  # larger on its own
+    for event in trades(6 * third + most, ENTRY_EVENTS * 2 + 1):
         group.add_event(event)
-    sizes = [(chunk.offset, chunk.size) for chunk in group.chunks()]
-    assert ENTRY_EVENTS == 500
-    assert sizes == [
-        *[(0, 300), (300, 300), (600, 300), (900, 300), (1200, 900)],
-        *[(2100, 500), (2600, 500), (3100, 100)],
-    ]
+    sizes = [chunk.size for chunk in group.chunks()]
+    assert sizes == [3 * third, 3 * third, most, ENTRY_EVENTS, ENTRY_EVENTS, 1]
+    offsets = [chunk.offset for chunk in group.chunks()]
+    assert offsets == [sum(sizes[:i]) for i in range(len(sizes))]

@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from itertools import repeat
+from operator import itemgetter
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
@@ -45,6 +45,7 @@ PACKINGS: tuple[Packing, ...] = ("batch", "event")
 
 logger = logging.getLogger("polygon.streaming.sinks")
 
+_event_code = itemgetter("ev")
 # Drops are logged at most this often (seconds): a broker that stays away would
 # otherwise cost a log line per frame.
 DROP_LOG_INTERVAL = 10.0
@@ -264,9 +265,10 @@ class BufferedSink(abc.ABC):
             frame = None
         try:
             # One pass in C; a TypeError means an element that is not a JSON
-            # object, which no broker entry should carry.
-            codes = set(map(dict.get, events, repeat("ev", len(events))))
-        except TypeError:
+            # object, which no broker entry should carry (a KeyError, one
+            # without an event code: rare enough for the slow way).
+            codes = set(map(_event_code, events))
+        except (TypeError, KeyError):
             events = [e for e in events if type(e) is dict]
             codes = {e.get("ev") for e in events}
             frame = None

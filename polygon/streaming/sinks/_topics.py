@@ -27,9 +27,10 @@ TEMPLATE_FIELDS = ("cluster", "ev", "sym")
 CACHE_LIMIT = 200_000
 # The most events an entry or message holds, short of one frame holding more. A
 # consumer decodes an entry at once; past some 700 new objects, Python's garbage
-# collector runs during the decoding and walks them all, again and again: at a
-# few hundred events an entry costs a consumer half what it does at thousands.
-ENTRY_EVENTS = 500
+# collector runs during the decoding and walks them all, again and again. Here,
+# a consumer spent 1.5-2 us per event on entries of 200 events, 2.5-3.5 on 500
+# and 4-5 on 2,000; the cost of an entry itself is small at 200.
+ENTRY_EVENTS = 200
 
 
 def check_template(template: str, what: str) -> None:
