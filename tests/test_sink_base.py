@@ -260,3 +260,15 @@ def test_a_group_is_cut_into_entries_of_about_entry_events() -> None:
     assert sizes == [3 * third, 3 * third, most, ENTRY_EVENTS, ENTRY_EVENTS, 1]
     offsets = [chunk.offset for chunk in group.chunks()]
     assert offsets == [sum(sizes[:i]) for i in range(len(sizes))]
+
+
+@pytest.mark.anyio
+async def test_the_sink_connects_when_started_not_when_the_first_events_wait() -> None:
+    sink = MemoryBrokerSink()
+    sink.attach(StreamCluster.STOCKS)
+    await sink.start()
+    with anyio.fail_after(5):
+        while sink.connects == 0:  # noqa: ASYNC110 - a counter, bounded by the deadline
+            await asyncio.sleep(0.002)
+    assert sink.batches == []
+    await sink.close()

@@ -363,6 +363,10 @@ class BufferedSink(abc.ABC):
                 if not self._frames:
                     if self._closing:
                         return
+                    if not self._connected:
+                        # Connect before the first events, not when they wait.
+                        await self._connect_early()
+                        continue
                     wake.clear()
                     await wake.wait()
                     continue
@@ -405,6 +409,14 @@ class BufferedSink(abc.ABC):
         stats.dropped += batch.refused
         stats.backlog = self._buffered
         self._backoff.reset()
+
+    async def _connect_early(self) -> None:
+        try:
+            await self._ensure_connected()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._recover(exc)
 
     async def _ensure_connected(self) -> None:
         if not self._connected:
