@@ -68,6 +68,7 @@ from polygon.streaming.sinks._base import (
     check_packing,
 )
 from polygon.streaming.sinks._topics import (
+    CACHE_LIMIT,
     CodeNames,
     SymbolFilter,
     TopicCache,
@@ -263,9 +264,14 @@ class RedisStreamsSink(BufferedSink):
         """``MAXLEN ~ n``, n entries holding about ``maxlen`` events of this stream."""
         if self.maxlen is None:
             return []
-        mean = self._entry_sizes.get(key, float(count))
+        sizes = self._entry_sizes
+        mean = sizes.get(key)
+        if mean is None:
+            if len(sizes) >= CACHE_LIMIT:
+                sizes.clear()  # a bound, as for the names: one mean per stream
+            mean = float(count)
         mean += (count - mean) * _ENTRY_SIZE_WEIGHT
-        self._entry_sizes[key] = mean
+        sizes[key] = mean
         entries = max(1, math.ceil(self.maxlen / mean))
         how = b"~" if self.approximate else b"="
         return [b"$6\r\nMAXLEN\r\n", _bulk(how), _bulk(b"%d" % entries)]
