@@ -216,10 +216,14 @@ def test_status_events_and_elements_that_are_not_objects_are_left_out() -> None:
     sink.offer(events, orjson.dumps(events).decode())
     frame = sink._frames[0]
     assert (frame.code, frame.text, frame.events) == ("T", None, trades(0, 2))
+    single = trades(9, 1)  # a frame of one object, not an array: the client wraps it
+    sink.offer(single, orjson.dumps(single[0]).decode())
+    assert sink._frames[-1].text is None
+    sink._frames.pop()
     mixed = [*trades(2, 1), {"ev": "Q", "sym": "AAPL"}]
     sink.offer(mixed, orjson.dumps(mixed).decode())
     assert sink._frames[1].code is None
-    assert sink.stats.offered == 4
+    assert sink.stats.offered == 5
 
 
 def test_groups_keep_the_order_and_number_of_their_first_event() -> None:

@@ -261,8 +261,8 @@ class BufferedSink(abc.ABC):
         """
         if not events:
             return
-        if type(frame) is not str:
-            frame = None
+        if type(frame) is not str or (frame[:1] != "[" and frame.lstrip()[:1] != "["):
+            frame = None  # only a JSON array's text can stand for the events
         try:
             # One pass in C; a TypeError means an element that is not a JSON
             # object, which no broker entry should carry (a KeyError, one
