@@ -198,7 +198,7 @@ class BufferedSink(abc.ABC):
         self,
         *,
         max_buffered_events: int = 100_000,
-        batch_size: int = 5_000,
+        batch_size: int = 50_000,
         retry_delay: float = 0.5,
         include_status: bool = False,
     ) -> None:

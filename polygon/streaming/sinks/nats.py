@@ -212,7 +212,7 @@ class NatsJetStreamSink(BufferedSink):
         ack_timeout: float = 10.0,
         connect_timeout: float = 5.0,
         max_buffered_events: int = 100_000,
-        batch_size: int = 5_000,
+        batch_size: int = 50_000,
         retry_delay: float = 0.5,
         include_status: bool = False,
         **connect_options: Any,

@@ -146,7 +146,7 @@ class RedisStreamsSink(BufferedSink):
         approximate: bool = True,
         timeout: float = 5.0,
         max_buffered_events: int = 100_000,
-        batch_size: int = 5_000,
+        batch_size: int = 50_000,
         retry_delay: float = 0.5,
         include_status: bool = False,
         **connection_options: Any,
