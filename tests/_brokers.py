@@ -320,3 +320,16 @@ async def publish(
         await sim.publish("stocks", events[start : start + per_frame])
         if pause:
             await asyncio.sleep(pause)
+
+
+async def publish_trades_and_quotes(sim: MarketSimulator, events: list[Event], *sinks: Any) -> None:
+    """A client subscribed to the trades and quotes of :data:`SYMBOLS` receives
+    ``events`` and publishes them through ``sinks``, until each has them all."""
+    async with await subscribed_client(sim) as client:
+        await client.subscribe_stock_quotes(list(SYMBOLS))
+        await sim.wait_for(lambda: "Q.SPY" in sim.subscriptions("stocks"))
+        for sink in sinks:
+            await client.add_sink(sink)
+        await publish(sim, events)
+        for sink in sinks:
+            await until(lambda s=sink: s.stats.published == len(events), f"{sink!r} to publish")

@@ -24,6 +24,7 @@ from _brokers import (
     by_stream,
     collect,
     publish,
+    publish_trades_and_quotes,
     running,
     stock_events,
     subscribed_client,
@@ -31,12 +32,27 @@ from _brokers import (
 )
 
 from polygon import StreamClient
+from polygon.streaming.errors import ConfigurationError
 from polygon.streaming.simulator import MarketSimulator, SimulatorThread
-from polygon.streaming.sinks.redis import RedisStreamsConsumer, RedisStreamsSink
+from polygon.streaming.sinks.redis import (
+    PER_SYMBOL_KEY_TEMPLATE,
+    RedisStreamsConsumer,
+    RedisStreamsSink,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
 Event = dict[str, Any]
+
+
+# The sink's options in each mode: the default (one stream per event code,
+# batched), one stream per symbol batched, and one entry per event.
+MODES: dict[str, dict[str, Any]] = {
+    "batch": {},
+    "symbol-batch": {"key_template": PER_SYMBOL_KEY_TEMPLATE},
+    "event": {"key_template": PER_SYMBOL_KEY_TEMPLATE, "packing": "event"},
+}
+PER_SYMBOL_KEYS = {f"polygon:stocks:T:{symbol}" for symbol in ("AAPL", "BRK.B", "MSFT", "SPY")}
 
 
 @pytest.fixture
@@ -45,42 +61,67 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
 
 
-async def stream_lengths(url: str, pattern: str = "polygon:*") -> dict[str, int]:
+@pytest.fixture(params=list(MODES))
+def mode(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+async def stored(url: str, pattern: str = "polygon:*") -> dict[str, list[int]]:
+    """The number of events in each entry of each stream, oldest first."""
     client = aioredis.Redis.from_url(url)
     try:
         keys = [k.decode() async for k in client.scan_iter(match=pattern, _type="stream")]
-        return {key: int(await client.xlen(key)) for key in keys}
+        entries: dict[str, list[int]] = {}
+        for key in keys:
+            sizes = []
+            for _, fields in await client.xrange(key):
+                if b"b" in fields:
+                    sizes.append(sum(len(frame) for frame in orjson.loads(fields[b"b"])))
+                else:
+                    sizes.append(1)
+            entries[key] = sizes
+        return entries
     finally:
         await client.aclose()
 
 
 @pytest.mark.anyio
 async def test_async_client_events_come_back_from_redis_exactly(
-    redis_server: RedisServer, sim: MarketSimulator
+    redis_server: RedisServer, sim: MarketSimulator, mode: str
 ) -> None:
     events = stock_events(400)
-    sink = RedisStreamsSink(redis_server.url, batch_size=64)
+    sink = RedisStreamsSink(redis_server.url, batch_size=64, **MODES[mode])
     async with await subscribed_client(sim) as client:
         await client.add_sink(sink)
         await publish(sim, events)
         await until(lambda: sink.stats.published == 400, "the sink to publish everything")
     assert sink.stats.dropped == sink.stats.failures == 0
-    lengths = await stream_lengths(redis_server.url)
-    assert lengths == {
-        "polygon:stocks:T:AAPL": 100,
-        "polygon:stocks:T:BRK.B": 100,
-        "polygon:stocks:T:MSFT": 100,
-        "polygon:stocks:T:SPY": 100,
-    }
+    entries = await stored(redis_server.url)
+    if mode == "batch":
+        assert list(entries) == ["polygon:stocks:T"]
+    else:
+        assert set(entries) == PER_SYMBOL_KEYS
+        assert all(sum(sizes) == 100 for sizes in entries.values())
+    assert sum(map(sum, entries.values())) == 400
+    if mode == "event":
+        assert all(len(sizes) == 100 for sizes in entries.values())
+    else:  # frames of 25 events, batches of at most 64: entries hold several events
+        assert all(len(sizes) < 100 for sizes in entries.values())
     async with RedisStreamsConsumer(redis_server.url) as consumer:
         got = await collect(consumer, 400)
     assert by_stream(got) == by_stream(events)  # the same dicts, in order per symbol
     assert sorted(map(orjson.dumps, got)) == sorted(map(orjson.dumps, events))
+    if mode == "batch":
+        assert got == events  # one stream: the very order received
 
 
-def test_stream_client_events_come_back_from_redis_exactly(redis_server: RedisServer) -> None:
+@pytest.mark.parametrize("mode", list(MODES))
+def test_stream_client_events_come_back_from_redis_exactly(
+    redis_server: RedisServer, mode: str
+) -> None:
     events = stock_events(300)
-    sink = RedisStreamsSink(redis_server.url, batch_size=50)
+    sink = RedisStreamsSink(redis_server.url, batch_size=50, **MODES[mode])
     with SimulatorThread(rate=0) as sim_thread:
         sim = sim_thread.simulator
         with StreamClient("k", "stocks", host=sim_thread.url) as client:
@@ -101,19 +142,16 @@ def test_stream_client_events_come_back_from_redis_exactly(redis_server: RedisSe
 
 
 @pytest.mark.anyio
-async def test_one_stream_per_event_code_by_key_template(
-    redis_server: RedisServer, sim: MarketSimulator
+@pytest.mark.parametrize("packing", ["batch", "event"])
+async def test_one_stream_per_event_code_and_frames_of_mixed_codes(
+    redis_server: RedisServer, sim: MarketSimulator, packing: str
 ) -> None:
-    events = stock_events(240, codes=("T", "Q"))
-    sink = RedisStreamsSink(redis_server.url, key_template="md:{cluster}:{ev}")
-    async with await subscribed_client(sim) as client:
-        await client.subscribe_stock_quotes(["AAPL", "BRK.B", "MSFT", "SPY"])
-        await sim.wait_for(lambda: "Q.SPY" in sim.subscriptions("stocks"))
-        await client.add_sink(sink)
-        await publish(sim, events)
-        await until(lambda: sink.stats.published == 240, "the sink to publish everything")
+    events = stock_events(240, codes=("T", "Q"))  # every frame holds trades and quotes
+    sink = RedisStreamsSink(redis_server.url, key_template="md:{cluster}:{ev}", packing=packing)
+    await publish_trades_and_quotes(sim, events, sink)
     assert sink.key_for(events[0]) == "md:stocks:T"
-    assert await stream_lengths(redis_server.url, "md:*") == {
+    entries = await stored(redis_server.url, "md:*")
+    assert {key: sum(sizes) for key, sizes in entries.items()} == {
         "md:stocks:T": 120,
         "md:stocks:Q": 120,
     }
@@ -124,43 +162,51 @@ async def test_one_stream_per_event_code_by_key_template(
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("approximate", [True, False])
-async def test_streams_are_trimmed_to_maxlen(
-    redis_server: RedisServer, sim: MarketSimulator, approximate: bool
+async def test_streams_are_trimmed_to_about_maxlen_events(
+    redis_server: RedisServer, sim: MarketSimulator, mode: str, approximate: bool
 ) -> None:
     events = stock_events(2000)
-    sink = RedisStreamsSink(redis_server.url, maxlen=100, approximate=approximate)
+    sink = RedisStreamsSink(
+        redis_server.url, maxlen=100, approximate=approximate, batch_size=100, **MODES[mode]
+    )
     async with await subscribed_client(sim) as client:
         await client.add_sink(sink)
         await publish(sim, events, per_frame=100)
         await until(lambda: sink.stats.published == 2000, "the sink to publish everything")
-    lengths = await stream_lengths(redis_server.url)
-    assert len(lengths) == 4
-    for length in lengths.values():
-        if approximate:  # MAXLEN ~: whole nodes (100 entries each by default) are dropped
-            assert 100 <= length < 300
-        else:
-            assert length == 100
+    entries = await stored(redis_server.url)
+    assert len(entries) == (1 if mode == "batch" else 4)
+    for sizes in entries.values():
+        kept = sum(sizes)
+        if mode == "event" and not approximate:
+            assert kept == 100
+        elif mode == "event":  # MAXLEN ~: whole nodes (100 entries each by default) go
+            assert 100 <= kept < 300
+        else:  # entries of up to 100 events, as many as hold about 100 events
+            assert len(sizes) >= 1 and kept <= 300
     # The consumer starts at the oldest entry kept and still gets the newest in order.
     async with RedisStreamsConsumer(redis_server.url) as consumer:
-        got = await collect(consumer, sum(lengths.values()))
-    for key, kept in by_stream(got).items():
-        assert kept == by_stream(events)[key][-len(kept) :]
+        got = await collect(consumer, sum(map(sum, entries.values())))
+    for key, kept_events in by_stream(got).items():
+        assert kept_events == by_stream(events)[key][-len(kept_events) :]
 
 
 @pytest.mark.anyio
 async def test_a_broker_restart_mid_stream_loses_nothing(
-    tmp_path: Path, sim: MarketSimulator
+    tmp_path: Path, sim: MarketSimulator, mode: str
 ) -> None:
     """redis-server is killed while events flow and started again on the same port.
 
     With an append-only file synced on every write, what Redis acknowledged
     survives the crash; what it had not, the sink still holds and writes again.
-    A consumer reads all along, reconnecting by itself.
+    A consumer reads all along, reconnecting by itself, and skips the entries
+    a retried batch wrote twice.
     """
     events = stock_events(3000)
     server = RedisServer(tmp_path / "redis", appendonly=True)
     with running(server):
-        sink = RedisStreamsSink(server.url, batch_size=100, retry_delay=0.05, timeout=2.0)
+        sink = RedisStreamsSink(
+            server.url, batch_size=100, retry_delay=0.05, timeout=2.0, **MODES[mode]
+        )
         consumer = RedisStreamsConsumer(server.url, block=0.2, retry_delay=0.05)
         reading = asyncio.ensure_future(collect(consumer, 3000, within=45))
         async with await subscribed_client(sim) as client:
@@ -184,13 +230,18 @@ async def test_a_broker_restart_mid_stream_loses_nothing(
 
 @pytest.mark.anyio
 async def test_a_hung_broker_never_holds_up_the_client_and_drops_are_exact(
-    redis_server: RedisServer, sim: MarketSimulator
+    redis_server: RedisServer, sim: MarketSimulator, mode: str
 ) -> None:
     """Redis stops answering (SIGSTOP): the client keeps its connection and its
     keepalive; the sink keeps what fits in its buffer and counts the rest."""
     first, second = stock_events(50, seed=1), stock_events(200, seed=2)
     sink = RedisStreamsSink(
-        redis_server.url, max_buffered_events=64, batch_size=16, timeout=0.3, retry_delay=0.05
+        redis_server.url,
+        max_buffered_events=64,
+        batch_size=16,
+        timeout=0.3,
+        retry_delay=0.05,
+        **MODES[mode],
     )
     client = await subscribed_client(sim, ping_interval=0.1, ping_timeout=0.5)
     async with client:
@@ -239,22 +290,103 @@ async def test_the_consumer_skips_what_a_retried_batch_wrote_twice(
 
 
 @pytest.mark.anyio
+async def test_batch_entries_are_unpacked_and_their_repeats_skipped(
+    redis_server: RedisServer,
+) -> None:
+    def entry(first: int, *frames: list[int]) -> dict[str, Any]:
+        data = [[{"ev": "T", "sym": "AAPL", "q": q} for q in frame] for frame in frames]
+        return {"b": orjson.dumps(data), "p": "ab", "n": first}
+
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        key = "polygon:stocks:T"
+        await client.xadd(key, entry(0, [0, 1], [2]))
+        await client.xadd(key, entry(3, [3, 4]))
+        await client.xadd(key, entry(3, [3, 4]))  # the batch written again after a failure
+        await client.xadd(key, entry(5, [5]))
+        await client.xadd(key, {"b": b"[1, 2]", "p": "ab", "n": 6})  # not frames of events
+        await client.xadd(key, {"b": b"not json", "p": "ab", "n": 7})
+        await client.xadd(key, entry(8, [8]))
+    finally:
+        await client.aclose()
+    async with RedisStreamsConsumer(redis_server.url) as consumer:
+        got = await collect(consumer, 7)
+        assert (consumer.duplicates, consumer.malformed) == (1, 2)
+    assert [e["q"] for e in got] == [0, 1, 2, 3, 4, 5, 8]
+
+
+@pytest.mark.anyio
 async def test_a_consumer_started_at_dollar_reads_only_new_entries(
-    redis_server: RedisServer, sim: MarketSimulator
+    redis_server: RedisServer, sim: MarketSimulator, mode: str
 ) -> None:
     old, new = stock_events(40, seed=3), stock_events(40, seed=4)
-    sink = RedisStreamsSink(redis_server.url)
+    sink = RedisStreamsSink(redis_server.url, **MODES[mode])
+    streams = 1 if mode == "batch" else 4
     async with await subscribed_client(sim) as client:
         await client.add_sink(sink)
         await publish(sim, old)
         await until(lambda: sink.stats.published == 40, "the old events in Redis")
         consumer = RedisStreamsConsumer(redis_server.url, start="$", block=0.2)
         reading = asyncio.ensure_future(collect(consumer, 40))
-        await until(lambda: len(consumer.positions) == 4, "the consumer to find the streams")
+        await until(lambda: len(consumer.positions) == streams, "the consumer to find the streams")
         await publish(sim, new)
         got = await reading
         await consumer.close()
     assert by_stream(got) == by_stream(new)
+
+
+@pytest.mark.anyio
+async def test_a_consumer_resumes_from_its_positions_inside_a_batch(
+    redis_server: RedisServer, sim: MarketSimulator
+) -> None:
+    """A consumer stopped inside a batch entry saved the position before it:
+    the next one reads that entry again whole (at least once), then the rest."""
+    events = stock_events(40, seed=5)
+    sink = RedisStreamsSink(redis_server.url, batch_size=10)  # entries of one frame
+    async with await subscribed_client(sim) as client:
+        await client.add_sink(sink)
+        await publish(sim, events, per_frame=10)
+        await until(lambda: sink.stats.published == 40, "the events in Redis")
+    assert (await stored(redis_server.url))["polygon:stocks:T"] == [10, 10, 10, 10]
+    async with RedisStreamsConsumer(redis_server.url) as consumer:
+        assert await collect(consumer, 15) == events[:15]  # inside the second entry
+        positions = dict(consumer.positions)
+    async with RedisStreamsConsumer(redis_server.url, start=positions) as consumer:
+        assert await collect(consumer, 30) == events[10:]
+
+
+@pytest.mark.anyio
+async def test_symbols_are_picked_by_the_consumer_or_by_key_in_batches(
+    redis_server: RedisServer, sim: MarketSimulator
+) -> None:
+    """Batched entries of every symbol, filtered in the consumer; and batched
+    entries per symbol, picked by key on the server."""
+    events = stock_events(200, codes=("T", "Q"))
+    per_code = RedisStreamsSink(redis_server.url, key_template="all:{cluster}:{ev}")
+    per_symbol = RedisStreamsSink(redis_server.url, key_template="one:{cluster}:{ev}:{sym}")
+    await publish_trades_and_quotes(sim, events, per_code, per_symbol)
+    wanted = [e for e in events if e["sym"] in ("BRK.B", "SPY")]
+    async with RedisStreamsConsumer(
+        redis_server.url, pattern="all:*", symbols=["BRK.B", "SPY"]
+    ) as consumer:
+        got = await collect(consumer, len(wanted))
+    assert by_stream(got) == by_stream(wanted)
+    assert [e for e in got if e["ev"] == "T"] == [e for e in wanted if e["ev"] == "T"]
+    keys = ["one:stocks:T:BRK.B", "one:stocks:Q:BRK.B"]
+    async with RedisStreamsConsumer(redis_server.url, keys=keys) as consumer:
+        got = await collect(consumer, 50)
+    assert by_stream(got) == by_stream([e for e in events if e["sym"] == "BRK.B"])
+
+
+def test_bad_options_are_configuration_errors() -> None:
+    with pytest.raises(ConfigurationError, match="'several'"):
+        RedisStreamsSink(packing="several")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="maxlen"):
+        RedisStreamsSink(maxlen=0)
+    with pytest.raises(ConfigurationError, match="key_template"):
+        RedisStreamsSink(key_template="polygon:{nope}")
+    with pytest.raises(ConfigurationError, match="'mars'"):
+        RedisStreamsConsumer(symbols=["AAPL"], cluster="mars")
 
 
 def test_the_cli_publishes_what_it_prints(redis_server: RedisServer) -> None:

@@ -135,7 +135,7 @@ class StreamEngine:
         self._closed_event = asyncio.Event()
         # Called with every decoded frame on this loop, beside the buffer (sinks
         # that publish to a broker). They must not block; see _offer_to_taps.
-        self.taps: list[Callable[[Batch], None]] = []
+        self.taps: list[Callable[[Batch, str | None], None]] = []
         self.set_api_key(api_key)
 
     def __repr__(self) -> str:
@@ -368,7 +368,7 @@ class StreamEngine:
                         self._close_soon(ws)
                     put(events, frame)  # type: ignore[arg-type]
                     if taps:
-                        self._offer_to_taps(events)
+                        self._offer_to_taps(events, text)
                 if backpressure and not has_room():
                     self._pause_reading(ws)
             except Exception as exc:  # a bug of ours: report it, never hide it
@@ -457,11 +457,12 @@ class StreamEngine:
                 ws.transport.abort()
                 return
 
-    def _offer_to_taps(self, events: list[Any]) -> None:
+    def _offer_to_taps(self, events: list[Any], text: str | None) -> None:
         # A tap's failure is its own: it must never end the market-data stream.
+        # The frame's text lets a sink publish the events without encoding them.
         for tap in self.taps:
             try:
-                tap(events)
+                tap(events, text)
             except Exception:
                 logger.exception("a frame tap raised; the stream goes on")
 

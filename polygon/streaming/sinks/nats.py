@@ -2,9 +2,24 @@
 
 Needs the ``nats`` extra: ``pip install 'polygon-streaming[nats]'`` (nats-py).
 
-Each event becomes one JetStream message whose data is the event as JSON,
-exactly as the client decoded it (orjson). Its subject comes from a template,
-``polygon.{cluster}.{ev}.{sym}`` by default: ``polygon.stocks.T.AAPL``.
+The sink publishes on the subjects its template names:
+``polygon.{cluster}.{ev}`` by default, one subject per event code
+(``polygon.stocks.T``), or :data:`PER_SYMBOL_SUBJECT_TEMPLATE`,
+``polygon.{cluster}.{ev}.{sym}``, one per event code and symbol
+(``polygon.stocks.T.AAPL``). With ``packing="batch"`` (the default), each
+written batch becomes one message per subject, whose data is the subject's
+events of the batch in order: a JSON array of frames, each a JSON array of
+events (the frame's text as the service sent it whenever the frame went whole
+to this subject), split in several messages when it would pass the server's
+``max_payload``. With ``packing="event"`` each event is a message, its data
+the event as JSON.
+
+The messages of a batch are published one after the other, each with a reply
+subject for its acknowledgement, and the sink waits once for all of them: no
+publish waits for the one before. (JetStream's batch publishing, in
+nats-server 2.12 and 2.14, was weighed and left: a batch is already a handful
+of messages, so acknowledgements cost little, and fast batches do not take
+the ``Nats-Msg-Id`` the repeats are dropped by.)
 
 Symbols may hold characters that do not belong in a subject token, so every
 value put into a subject goes through :func:`subject_token`, which replaces
@@ -14,12 +29,12 @@ value put into a subject goes through :func:`subject_token`, which replaces
 and the event itself keeps the symbol as it was; compute a subject to filter on
 with the same function.
 
-Every message carries a ``Nats-Msg-Id`` header, ``<producer>-<number>`` (16 hex
-digits chosen at random by each sink, then 0, 1, 2, ... in the order the client
-received the events). When a batch is published again after a failure,
-JetStream drops the messages it already has within the stream's duplicate window
-(two minutes unless the stream says otherwise), so the stream holds each event
-once.
+Every message carries a ``Nats-Msg-Id`` header made of the sink's id (16 hex
+digits chosen at random) and its number for the message's first event (the
+sink numbers its events 0, 1, 2, ... in the order the client received them).
+When a batch is published again after a failure, JetStream drops the messages
+it already has within the stream's duplicate window (two minutes unless the
+stream says otherwise), so the stream holds each event once.
 """
 
 from __future__ import annotations
@@ -29,7 +44,7 @@ import contextlib
 import logging
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import orjson
@@ -48,12 +63,31 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from polygon.streaming._backoff import Backoff
-from polygon.streaming.sinks._base import BufferedSink, Event, EventSource
-from polygon.streaming.sinks._topics import TopicCache, check_template
+from polygon.streaming.errors import ConfigurationError, PolygonStreamError
+from polygon.streaming.sinks._base import (
+    Batch,
+    BufferedSink,
+    Event,
+    EventSource,
+    Packing,
+    check_packing,
+)
+from polygon.streaming.sinks._topics import (
+    CodeNames,
+    SymbolFilter,
+    TopicCache,
+    check_template,
+    group_batch,
+    unpack_batch,
+    unpack_event,
+    uses_symbol,
+)
 
 __all__ = [
+    "BATCH_STREAM_OPTIONS",
     "DEFAULT_STREAM_OPTIONS",
     "DEFAULT_SUBJECT_TEMPLATE",
+    "PER_SYMBOL_SUBJECT_TEMPLATE",
     "NatsJetStreamConsumer",
     "NatsJetStreamSink",
     "PublishRefusedError",
@@ -61,15 +95,25 @@ __all__ = [
     "subject_token",
 ]
 
-DEFAULT_SUBJECT_TEMPLATE = "polygon.{cluster}.{ev}.{sym}"
-#: What a stream the sink creates is limited to, unless ``stream_options`` says otherwise.
+#: One subject per event code: the fast layout, for a firehose.
+DEFAULT_SUBJECT_TEMPLATE = "polygon.{cluster}.{ev}"
+#: One subject per event code and symbol: consumers pick symbols by subject.
+PER_SYMBOL_SUBJECT_TEMPLATE = "polygon.{cluster}.{ev}.{sym}"
+#: What a stream the sink creates with ``packing="event"`` is limited to,
+#: unless ``stream_options`` says otherwise: 100,000 events per subject.
 DEFAULT_STREAM_OPTIONS: dict[str, Any] = {"max_msgs_per_subject": 100_000}
+#: What a stream the sink creates with ``packing="batch"`` is limited to, unless
+#: ``stream_options`` says otherwise: 10,000 messages (batches) per subject, and
+#: 1 GiB in all.
+BATCH_STREAM_OPTIONS: dict[str, Any] = {"max_msgs_per_subject": 10_000, "max_bytes": 1 << 30}
 
 logger = logging.getLogger("polygon.streaming.sinks")
 
 _UNSAFE = str.maketrans(dict.fromkeys(".:/*> \t\r\n\f\v", "_"))
 # The message id header: JetStream drops a message whose id it has seen.
 _MSG_ID = "Nats-Msg-Id"
+# Room left in a message for its headers, under the server's max_payload.
+_HEADER_ROOM = 1024
 
 
 def subject_token(value: str) -> str:
@@ -113,15 +157,21 @@ class NatsJetStreamSink(BufferedSink):
         await client.add_sink(sink)
 
     On connecting, the sink creates its stream if it is missing (``POLYGON_STOCKS``
-    with subjects ``polygon.stocks.>`` for the stocks cluster by default). A
-    batch of events is published without waiting between messages, and the
-    batch counts as written once JetStream has acknowledged every message of it.
+    with subjects ``polygon.stocks.>`` for the stocks cluster by default). The
+    messages of a batch are published one after the other without waiting,
+    each asking for an acknowledgement; the batch counts as written once
+    JetStream has acknowledged every message of it.
 
     :param servers: the server, or a list of servers, as ``nats://host:port``
         (``tls://`` for TLS).
     :param subject_template: the subject of an event, from ``{cluster}``,
         ``{ev}`` (the event code) and ``{sym}`` (the symbol), each made a valid
-        token by :func:`subject_token`.
+        token by :func:`subject_token`: one subject per event code by default;
+        :data:`PER_SYMBOL_SUBJECT_TEMPLATE` gives one per event code and
+        symbol, which lets a consumer read only some symbols, at a cost (see
+        :doc:`/scaling`).
+    :param packing: ``"batch"``: one message per subject per written batch,
+        holding its events as a JSON array; ``"event"``: one message per event.
     :param stream: the JetStream stream; by default ``POLYGON_<CLUSTER>``
         (:func:`default_stream_name`).
     :param stream_subjects: the subjects the stream is created with; by default
@@ -132,8 +182,8 @@ class NatsJetStreamSink(BufferedSink):
         nats-py's ``add_stream`` takes them: ``max_age`` (seconds),
         ``max_bytes``, ``max_msgs_per_subject``, ``duplicate_window``,
         ``num_replicas``, ``storage``... They are added to
-        :data:`DEFAULT_STREAM_OPTIONS`, which keeps the last 100,000 messages
-        of each subject (as the Redis sink's ``maxlen``).
+        :data:`BATCH_STREAM_OPTIONS` (``packing="batch"``) or
+        :data:`DEFAULT_STREAM_OPTIONS` (``packing="event"``).
     :param ack_timeout: seconds to wait for a batch's acknowledgements; past
         this, or when the connection drops, the sink reconnects and publishes
         the batch again.
@@ -154,6 +204,7 @@ class NatsJetStreamSink(BufferedSink):
         servers: str | Sequence[str] = "nats://localhost:4222",
         *,
         subject_template: str = DEFAULT_SUBJECT_TEMPLATE,
+        packing: Packing = "batch",
         stream: str | None = None,
         stream_subjects: Sequence[str] | None = None,
         create_stream: bool = True,
@@ -161,7 +212,7 @@ class NatsJetStreamSink(BufferedSink):
         ack_timeout: float = 10.0,
         connect_timeout: float = 5.0,
         max_buffered_events: int = 100_000,
-        batch_size: int = 500,
+        batch_size: int = 50_000,
         retry_delay: float = 0.5,
         include_status: bool = False,
         **connect_options: Any,
@@ -173,14 +224,17 @@ class NatsJetStreamSink(BufferedSink):
             include_status=include_status,
         )
         check_template(subject_template, "subject_template")
+        check_packing(packing)
         if stream_subjects is None:
             _stream_subjects(subject_template, "cluster")  # raises early when it cannot
         self.servers = servers
         self.subject_template = subject_template
+        self.packing = packing
         self._stream = stream
         self._stream_subjects = list(stream_subjects) if stream_subjects is not None else None
         self.create_stream = create_stream
-        self.stream_options = {**DEFAULT_STREAM_OPTIONS, **(stream_options or {})}
+        limits = BATCH_STREAM_OPTIONS if packing == "batch" else DEFAULT_STREAM_OPTIONS
+        self.stream_options = {**limits, **(stream_options or {})}
         self.ack_timeout = ack_timeout
         self.connect_timeout = connect_timeout
         self.producer = secrets.token_hex(8)
@@ -189,10 +243,12 @@ class NatsJetStreamSink(BufferedSink):
         self._lost: asyncio.Event | None = None
         self._inbox = ""
         self._generation = 0
-        self._batch: _Batch | None = None
-        # The number of the next event to publish: the events before it are stored.
-        self._sequence = 0
+        self._batch: _Acks | None = None
         self._subjects: TopicCache[str] = TopicCache(self, self._render_subject)
+        self._code_subjects = (
+            None if uses_symbol(subject_template) else CodeNames(self, self._render_subject)
+        )
+        self._keeps_events = packing == "event" or self._code_subjects is None
 
     def __repr__(self) -> str:
         return f"<NatsJetStreamSink {self.subject_template!r} stream {self.stream!r}>"
@@ -272,51 +328,103 @@ class NatsJetStreamSink(BufferedSink):
         except nats.js.errors.BadRequestError:
             await js.stream_info(name)  # made meanwhile by another sink: fine
 
-    async def _write(self, events: list[Event]) -> None:
+    async def _write(self, batch: Batch) -> None:
         nc, lost = self._nc, self._lost
         if nc is None or lost is None or lost.is_set():
             raise nats.errors.ConnectionClosedError
+        if self.packing == "batch":
+            messages = self._batch_messages(batch, nc.max_payload - _HEADER_ROOM)
+        else:
+            messages = self._event_messages(batch)
         # Each message asks for JetStream's acknowledgement on a subject of this
         # batch; the batch is written once every message is acknowledged. (This
         # is what nats-py's publish_async does, without a future and a parsed
-        # reply per message, which cost more than the rest of the sink.)
+        # reply per message, which cost more than the rest of the sink when
+        # each event is a message.)
         self._generation += 1
-        batch = self._batch = _Batch(f"{self._inbox}{self._generation}.", len(events))
-        number = self._sequence
-        subject, producer, dumps, publish = self._subjects, self.producer, orjson.dumps, nc.publish
+        acks = self._batch = _Acks(f"{self._inbox}{self._generation}.", len(messages))
+        publish, producer = nc.publish, self.producer
         try:
-            for index, event in enumerate(events):
+            for index, (subject, msg_id, payload) in enumerate(messages):
                 await publish(
-                    subject(event),
-                    dumps(event, default=str),
-                    reply=f"{batch.prefix}{index}",
-                    headers={_MSG_ID: f"{producer}-{number + index}"},
+                    subject,
+                    payload,
+                    reply=f"{acks.prefix}{index}",
+                    headers={_MSG_ID: f"{producer}-{msg_id}"},
                 )
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(batch.done.wait(), self.ack_timeout)
+            if messages:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(acks.done.wait(), self.ack_timeout)
         finally:
             self._batch = None
-        if batch.refused is not None:
-            raise PublishRefusedError(batch.refused.decode(errors="replace"))
-        if batch.acked < batch.expected:
+        if acks.refused is not None:
+            raise PublishRefusedError(acks.refused.decode(errors="replace"))
+        if acks.acked < acks.expected:
             if lost.is_set():
                 raise nats.errors.ConnectionClosedError
             raise nats.errors.TimeoutError
-        self._sequence = number + len(events)
+
+    def _batch_messages(self, batch: Batch, limit: int) -> list[tuple[str, str, bytes]]:
+        """(subject, message id, data) of one message per subject, split to fit ``limit``."""
+        groups = group_batch(batch, self._subjects, self._code_subjects)
+        messages = []
+        for subject, group in groups.items():
+            for chunk in group.chunks():
+                payload = b"".join(chunk.payload())
+                if len(payload) <= limit:
+                    pieces = [(chunk.offset, payload)]
+                else:
+                    pieces = self._pieces(batch, chunk.events(), chunk.offset, limit)
+                for offset, data in pieces:
+                    msg_id = f"{group.first}" if offset == 0 else f"{group.first}.{offset}"
+                    messages.append((subject, msg_id, data))
+        return messages
+
+    def _pieces(
+        self, batch: Batch, events: list[Event], offset: int, limit: int
+    ) -> list[tuple[int, bytes]]:
+        """``events`` as JSON arrays of at most ``limit`` bytes, halved until they fit.
+
+        Each piece comes with the offset of its first event in the group. An
+        event that does not fit on its own is left out, logged and counted.
+        """
+        payload = b"[" + orjson.dumps(events, default=str) + b"]"
+        if len(payload) <= limit:
+            return [(offset, payload)]
+        if len(events) == 1:
+            batch.refused += 1
+            logger.error(
+                "NatsJetStreamSink: an event of %d bytes is over the server's limit; dropped",
+                len(payload),
+            )
+            return []
+        half = len(events) // 2
+        return self._pieces(batch, events[:half], offset, limit) + self._pieces(
+            batch, events[half:], offset + half, limit
+        )
+
+    def _event_messages(self, batch: Batch) -> list[tuple[str, str, bytes]]:
+        """(subject, message id, data) of one message per event."""
+        subject, dumps, number = self._subjects, orjson.dumps, batch.first
+        messages = []
+        for event in batch.events():
+            messages.append((subject(event), f"{number}", dumps(event, default=str)))
+            number += 1
+        return messages
 
     async def _on_ack(self, msg: Msg) -> None:
-        batch = self._batch
-        if batch is None or not msg.subject.startswith(batch.prefix):
+        acks = self._batch
+        if acks is None or not msg.subject.startswith(acks.prefix):
             return  # a late acknowledgement of a batch given up on
         data = msg.data
         if not data or b'"error"' in data:
             # An error, or no stream for the subject (an empty 503 status).
-            batch.refused = data or str(msg.headers or "no responders").encode()
-            batch.done.set()
+            acks.refused = data or str(msg.headers or "no responders").encode()
+            acks.done.set()
             return
-        batch.acked += 1
-        if batch.acked >= batch.expected:
-            batch.done.set()
+        acks.acked += 1
+        if acks.acked >= acks.expected:
+            acks.done.set()
 
     async def _disconnect(self) -> None:
         nc = self._nc
@@ -325,12 +433,12 @@ class NatsJetStreamSink(BufferedSink):
             await _quietly(nc.close())
 
 
-class PublishRefusedError(Exception):
+class PublishRefusedError(PolygonStreamError):
     """JetStream answered a publish with an error (the batch is published again)."""
 
 
-class _Batch:
-    """The acknowledgements one batch is waiting for."""
+class _Acks:
+    """The acknowledgements the messages of one batch are waiting for."""
 
     __slots__ = ("acked", "done", "expected", "prefix", "refused")
 
@@ -348,27 +456,36 @@ class NatsJetStreamConsumer(EventSource):
     .. code-block:: python
 
         async with NatsJetStreamConsumer("nats://localhost:4222",
-                                         subjects="polygon.stocks.T.>") as consumer:
+                                         subjects="polygon.stocks.T") as consumer:
             async for event in consumer:
                 print(event["sym"], event["p"])
 
     Messages come in stream order, so the events of a symbol come in the order
-    the client received them. The consumer is an ephemeral ordered consumer
-    (pushed, with flow control, no acknowledgements): when it falls behind,
-    JetStream waits for it. When the connection drops, the consumer reconnects
-    and starts again after the last message yielded (:attr:`sequence`), so
-    nothing is skipped or repeated. Pass that sequence plus one as ``start`` to
-    resume in a later process.
+    the client received them; a message holding a batch yields its events one
+    by one. The consumer is an ephemeral ordered consumer (pushed, with flow
+    control, no acknowledgements): when it falls behind, JetStream waits for
+    it. When the connection drops, the consumer reconnects and starts again
+    after the last message whose events were all yielded (:attr:`sequence`),
+    so nothing is skipped or repeated. Pass that sequence plus one as
+    ``start`` to resume in a later process (a batch left half-read is then
+    read again whole).
 
     :param servers: the server, or a list of servers, as for the sink.
     :param stream: the stream to read; by default ``POLYGON_<CLUSTER>`` for ``cluster``.
-    :param cluster: the cluster whose default stream is read.
+    :param cluster: the cluster whose default stream is read, and which says
+        where an event holds its symbol (for ``symbols``).
     :param subjects: read only these subjects (a subject or a list, wildcards
         allowed: ``polygon.stocks.T.*``); by default the whole stream.
+    :param symbols: yield only the events of these symbols (as the events hold
+        them, ``"BRK.B"``). The consumer still receives every event of its
+        subjects and drops the others; with :data:`PER_SYMBOL_SUBJECT_TEMPLATE`,
+        ``subjects`` picks symbols on the server instead.
     :param start: ``"all"`` from the oldest message kept, ``"new"`` only messages
         stored from now on, or the stream sequence number to start at.
     :param max_pending: messages received and not yet yielded before the
         consumer stops taking more (and flow control holds JetStream back).
+    :param max_pending_bytes: the same limit in bytes of message data (a
+        message of a batch holds many events).
     :param heartbeat: seconds between JetStream's heartbeats while idle; two
         missed make the consumer start again from where it was.
     :param retry_delay: the first delay before reconnecting, doubled per
@@ -384,32 +501,44 @@ class NatsJetStreamConsumer(EventSource):
         stream: str | None = None,
         cluster: str = "stocks",
         subjects: str | Sequence[str] | None = None,
+        symbols: Iterable[str] | None = None,
         start: Literal["all", "new"] | int = "all",
         max_pending: int = 10_000,
+        max_pending_bytes: int = 64 * 2**20,
         heartbeat: float = 5.0,
         retry_delay: float = 0.5,
         connect_timeout: float = 5.0,
         **connect_options: Any,
     ) -> None:
-        if max_pending < 1 or heartbeat <= 0:
-            raise ValueError("max_pending and heartbeat must be positive")
+        if max_pending < 1 or max_pending_bytes < 1 or heartbeat <= 0:
+            raise ConfigurationError(
+                "max_pending, max_pending_bytes and heartbeat must be positive, not "
+                f"{max_pending!r}, {max_pending_bytes!r} and {heartbeat!r}"
+            )
         if not isinstance(start, int) and start not in ("all", "new"):
-            raise ValueError(f"start must be 'all', 'new' or a sequence number, not {start!r}")
+            raise ConfigurationError(
+                f"start must be 'all', 'new' or a sequence number, not {start!r}"
+            )
         self.servers = servers
         self.stream = stream if stream is not None else default_stream_name(cluster)
         self.subjects = [subjects] if isinstance(subjects, str) else list(subjects or [])
+        self.symbols = SymbolFilter(symbols, cluster) if symbols is not None else None
         self.start = start
         self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
         self.heartbeat = heartbeat
         self.connect_timeout = connect_timeout
-        #: The stream sequence of the last message yielded (0: none yet).
+        #: The stream sequence of the last message whose events were all yielded (0: none yet).
         self.sequence = 0 if not isinstance(start, int) else max(start - 1, 0)
         #: Connections made after the first.
         self.reconnects = 0
+        #: Messages skipped because they held no JSON events.
+        self.malformed = 0
         self._options = connect_options
         self._backoff = Backoff(retry_delay)
         self._nc: NatsClient | None = None
         self._received: deque[Msg] = deque()
+        self._received_bytes = 0
         self._arrived = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -427,40 +556,70 @@ class NatsJetStreamConsumer(EventSource):
         await self._drop()
 
     async def _events(self) -> AsyncIterator[Event]:
-        received, low_water = self._received, self.max_pending // 2
+        received = self._received
         while not self._closed:
             if not received:
-                try:
-                    await self._subscribed()
-                    self._arrived.clear()
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._arrived.wait(), self.heartbeat)
-                except (nats.errors.Error, OSError) as exc:
-                    if self._closed:
-                        return
-                    delay = self._backoff.next_delay()
-                    logger.warning("NatsJetStreamConsumer: %r; reconnecting in %.2f s", exc, delay)
-                    await self._drop()
-                    await asyncio.sleep(delay)
+                await self._wait_for_messages()
                 continue
             self._backoff.reset()
             message = received.popleft()
-            if len(received) <= low_water:
+            self._received_bytes -= len(message.data)
+            if self._has_room():
                 self._room.set()
             sequence = message.metadata.sequence.stream
             if sequence <= self.sequence:
                 continue  # already yielded (a consumer made again after a failure)
+            events = self._unpack(message.data)
+            # The sequence moves on before the message's last event is handed
+            # out: a consumer stopped inside a message reads it again whole.
+            if len(events) > 1:
+                for event in events[:-1]:
+                    yield event
             self.sequence = sequence
-            event: Event = orjson.loads(message.data)
-            yield event
+            if events:
+                yield events[-1]
+
+    async def _wait_for_messages(self) -> None:
+        """Subscribed (again, after a failure), then until messages come or a heartbeat passes."""
+        try:
+            await self._subscribed()
+            self._arrived.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), self.heartbeat)
+        except (nats.errors.Error, OSError) as exc:
+            if self._closed:
+                return
+            delay = self._backoff.next_delay()
+            logger.warning("NatsJetStreamConsumer: %r; reconnecting in %.2f s", exc, delay)
+            await self._drop()
+            await asyncio.sleep(delay)
+
+    def _unpack(self, data: bytes) -> list[Event]:
+        """The events of a message: a batch of them (``[`` first), or one."""
+        events = unpack_batch(data) if data[:1] == b"[" else unpack_event(data)
+        if events is None:
+            self.malformed += 1
+            logger.warning("NatsJetStreamConsumer: skipped a message that holds no JSON events")
+            return []
+        return events if self.symbols is None else self.symbols(events)
+
+    def _has_room(self) -> bool:
+        return (
+            len(self._received) <= self.max_pending // 2
+            and self._received_bytes <= self.max_pending_bytes // 2
+        )
 
     async def _on_message(self, message: Msg) -> None:
         # nats-py calls this for one message at a time: while it waits for room,
         # the rest wait in the subscription, and flow control stops JetStream.
-        if len(self._received) >= self.max_pending:
+        if (
+            len(self._received) >= self.max_pending
+            or self._received_bytes >= self.max_pending_bytes
+        ):
             self._room.clear()
             await self._room.wait()
         self._received.append(message)
+        self._received_bytes += len(message.data)
         self._arrived.set()
 
     async def _subscribed(self) -> None:

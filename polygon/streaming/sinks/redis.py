@@ -3,23 +3,31 @@
 Needs the ``redis`` extra: ``pip install 'polygon-streaming[redis]'`` (redis-py
 and its hiredis parser).
 
-Each event becomes one entry (``XADD``) of the stream its key template names,
-``polygon:{cluster}:{ev}:{sym}`` by default (``polygon:stocks:T:AAPL``), with
-three fields:
+The sink adds entries (``XADD``) to the streams its key template names:
+``polygon:{cluster}:{ev}`` by default, one stream per event code
+(``polygon:stocks:T``), or :data:`PER_SYMBOL_KEY_TEMPLATE`,
+``polygon:{cluster}:{ev}:{sym}``, one per event code and symbol
+(``polygon:stocks:T:AAPL``). With ``packing="batch"`` (the default), each
+written batch becomes one entry per stream, with three fields:
 
-``e``
-    the event as JSON, exactly as the client decoded it (orjson);
+``b``
+    the stream's events of the batch, in order: a JSON array of frames, each
+    a JSON array of events, the frame's text as the service sent it whenever
+    the frame went whole to this stream;
 ``p``
     the producer: 16 hex digits chosen at random by each sink;
 ``n``
-    the producer's number for the event: 0, 1, 2, ... in the order received.
+    the producer's number for the entry's first event (it numbers its events
+    0, 1, 2, ... in the order received).
 
-A batch of events is one pipeline of ``XADD`` commands (no transaction), each
-with ``MAXLEN ~ N`` trimming, so a stream keeps about its last ``N`` entries.
-When a batch fails part way, the sink writes all of it again after
-reconnecting: entries it had already added are then in the stream twice, with
-the same ``p`` and ``n``. :class:`RedisStreamsConsumer` skips those repeats, so
-what it yields is exactly what the client received.
+With ``packing="event"`` each event is an entry of its own, its JSON in the
+field ``e`` (and ``p`` and ``n`` as above).
+
+A batch is one pipeline of ``XADD`` commands (no transaction), each trimming
+its stream with ``MAXLEN``. When a batch fails part way, the sink writes the
+same batch again after reconnecting: entries it had already added are then in
+the stream twice, with the same ``p`` and ``n``. :class:`RedisStreamsConsumer`
+skips those repeats, so what it yields is exactly what the client received.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -48,15 +56,45 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "pip install 'polygon-streaming[redis]'"
     ) from exc
 
+from polygon.enums import StreamCluster
 from polygon.streaming._backoff import Backoff
-from polygon.streaming.sinks._base import BufferedSink, Event, EventSource
-from polygon.streaming.sinks._topics import TopicCache, check_template
+from polygon.streaming.errors import ConfigurationError
+from polygon.streaming.sinks._base import (
+    Batch,
+    BufferedSink,
+    Event,
+    EventSource,
+    Packing,
+    check_packing,
+)
+from polygon.streaming.sinks._topics import (
+    CACHE_LIMIT,
+    CodeNames,
+    SymbolFilter,
+    TopicCache,
+    check_template,
+    group_batch,
+    unpack_batch,
+    unpack_event,
+    uses_symbol,
+)
 
-__all__ = ["DEFAULT_KEY_TEMPLATE", "RedisStreamsConsumer", "RedisStreamsSink"]
+__all__ = [
+    "DEFAULT_KEY_TEMPLATE",
+    "PER_SYMBOL_KEY_TEMPLATE",
+    "RedisStreamsConsumer",
+    "RedisStreamsSink",
+]
 
-DEFAULT_KEY_TEMPLATE = "polygon:{cluster}:{ev}:{sym}"
+#: One stream per event code: the fast layout, for a firehose.
+DEFAULT_KEY_TEMPLATE = "polygon:{cluster}:{ev}"
+#: One stream per event code and symbol: consumers pick symbols by key.
+PER_SYMBOL_KEY_TEMPLATE = "polygon:{cluster}:{ev}:{sym}"
 
 logger = logging.getLogger("polygon.streaming.sinks")
+
+# How fast the running mean of a stream's entry size follows a change of rate.
+_ENTRY_SIZE_WEIGHT = 0.2
 
 
 def _bulk(data: bytes) -> bytes:
@@ -75,12 +113,16 @@ class RedisStreamsSink(BufferedSink):
         ``rediss://`` for TLS, or ``unix://path``.
     :param key_template: the stream of an event, from ``{cluster}``, ``{ev}``
         (the event code) and ``{sym}`` (the symbol): one stream per event code
-        and symbol by default; ``"polygon:{cluster}:{ev}"`` gives one stream per
-        event code.
-    :param maxlen: trim each stream to about this many entries (``MAXLEN ~``);
-        ``None`` never trims.
-    :param approximate: ``False`` trims to exactly ``maxlen`` (``MAXLEN =``),
-        which costs Redis more.
+        by default; :data:`PER_SYMBOL_KEY_TEMPLATE` gives one per event code
+        and symbol, which lets a consumer read only some symbols, at a cost
+        (see :doc:`/scaling`).
+    :param packing: ``"batch"``: one entry per stream per written batch,
+        holding its events as a JSON array; ``"event"``: one entry per event.
+    :param maxlen: trim each stream to about this many events; ``None`` never
+        trims. With ``packing="batch"`` the sink turns it into a number of
+        entries from the mean size of the stream's recent entries.
+    :param approximate: ``False`` trims to exactly the number of entries
+        (``MAXLEN =``, which costs Redis more) rather than ``MAXLEN ~``.
     :param timeout: seconds allowed to connect, and for the replies to a batch;
         a broker that does not answer in time is reconnected to and the batch
         written again.
@@ -99,11 +141,12 @@ class RedisStreamsSink(BufferedSink):
         url: str = "redis://localhost:6379/0",
         *,
         key_template: str = DEFAULT_KEY_TEMPLATE,
-        maxlen: int | None = 100_000,
+        packing: Packing = "batch",
+        maxlen: int | None = 1_000_000,
         approximate: bool = True,
         timeout: float = 5.0,
         max_buffered_events: int = 100_000,
-        batch_size: int = 500,
+        batch_size: int = 50_000,
         retry_delay: float = 0.5,
         include_status: bool = False,
         **connection_options: Any,
@@ -115,10 +158,12 @@ class RedisStreamsSink(BufferedSink):
             include_status=include_status,
         )
         check_template(key_template, "key_template")
+        check_packing(packing)
         if maxlen is not None and maxlen < 1:
-            raise ValueError("maxlen must be positive, or None")
+            raise ConfigurationError(f"maxlen must be positive, or None, not {maxlen!r}")
         self.url = url
         self.key_template = key_template
+        self.packing = packing
         self.maxlen = maxlen
         self.approximate = approximate
         self.timeout = timeout
@@ -126,9 +171,12 @@ class RedisStreamsSink(BufferedSink):
         self._options = connection_options
         self._pool: ConnectionPool | None = None
         self._conn: Any = None
-        # The number of the next event to write: the events before it are in Redis.
-        self._sequence = 0
         self._prefixes: TopicCache[bytes] = TopicCache(self, self._command_prefix)
+        self._keys: TopicCache[bytes] = TopicCache(self, self._render_key)
+        self._code_keys = None if uses_symbol(key_template) else CodeNames(self, self._render_key)
+        self._keeps_events = packing == "event" or self._code_keys is None
+        # The running mean of the events per entry of each stream (packing="batch").
+        self._entry_sizes: dict[bytes, float] = {}
         self._suffix = _bulk(b"p") + _bulk(self.producer.encode()) + _bulk(b"n")
 
     def __repr__(self) -> str:
@@ -160,26 +208,21 @@ class RedisStreamsSink(BufferedSink):
             raise
         self._pool, self._conn = pool, conn
 
-    async def _write(self, events: list[Event]) -> None:
+    async def _write(self, batch: Batch) -> None:
         conn = self._conn
         if conn is None:
             raise RedisConnectionError("not connected")
         # The commands are packed here rather than by redis-py's pipeline, which
         # spends more time encoding them than Redis spends running them.
-        number = self._sequence
-        prefix, suffix, dumps = self._prefixes, self._suffix, orjson.dumps
-        parts = []
-        for event in events:
-            n = b"%d" % number
-            parts.append(
-                prefix(event) + _bulk(dumps(event, default=str)) + suffix + _bulk(n),
-            )
-            number += 1
-        await conn.send_packed_command(b"".join(parts), check_health=False)
+        if self.packing == "batch":
+            pieces, replies = self._batch_commands(batch)
+        else:
+            pieces = self._event_commands(batch)
+            replies = len(pieces)
+        await conn.send_packed_command(pieces, check_health=False)
         # One deadline for the batch's replies (a deadline per reply costs more
         # than reading it); the first error reply is raised.
-        await asyncio.wait_for(_read_replies(conn, len(events)), self.timeout)
-        self._sequence = number
+        await asyncio.wait_for(_read_replies(conn, replies), self.timeout)
 
     async def _disconnect(self) -> None:
         conn, pool = self._conn, self._pool
@@ -191,10 +234,66 @@ class RedisStreamsSink(BufferedSink):
 
     # -- packing ---------------------------------------------------------------------------
 
+    def _batch_commands(self, batch: Batch) -> tuple[list[bytes], int]:
+        """One ``XADD key [MAXLEN ~ n] * b <events> p <producer> n <first>`` per
+        run of a stream's frames, and how many.
+
+        In pieces, each frame's text on its own: they are written as they are,
+        without copying the (large) texts into one command first.
+        """
+        groups = group_batch(batch, self._keys, self._code_keys)
+        suffix = self._suffix
+        pieces: list[bytes] = []
+        entries = 0
+        for key, group in groups.items():
+            for chunk in group.chunks():
+                trim = self._trim_args(key, chunk.size)
+                payload = chunk.payload()
+                pieces.append(
+                    b"*%d\r\n$4\r\nXADD\r\n" % (9 + len(trim))
+                    + _bulk(key)
+                    + b"".join(trim)
+                    + b"$1\r\n*\r\n$1\r\nb\r\n$%d\r\n" % sum(map(len, payload))
+                )
+                pieces.extend(payload)
+                pieces.append(b"\r\n" + suffix + _bulk(b"%d" % (group.first + chunk.offset)))
+                entries += 1
+        return pieces, entries
+
+    def _trim_args(self, key: bytes, count: int) -> list[bytes]:
+        """``MAXLEN ~ n``, n entries holding about ``maxlen`` events of this stream."""
+        if self.maxlen is None:
+            return []
+        sizes = self._entry_sizes
+        mean = sizes.get(key)
+        if mean is None:
+            if len(sizes) >= CACHE_LIMIT:
+                sizes.clear()  # a bound, as for the names: one mean per stream
+            mean = float(count)
+        mean += (count - mean) * _ENTRY_SIZE_WEIGHT
+        sizes[key] = mean
+        entries = max(1, math.ceil(self.maxlen / mean))
+        how = b"~" if self.approximate else b"="
+        return [b"$6\r\nMAXLEN\r\n", _bulk(how), _bulk(b"%d" % entries)]
+
+    def _event_commands(self, batch: Batch) -> list[bytes]:
+        """One ``XADD key [MAXLEN ~ n] * e <event> p <producer> n <number>`` per event."""
+        number = batch.first
+        prefix, suffix, dumps = self._prefixes, self._suffix, orjson.dumps
+        commands = []
+        for event in batch.events():
+            commands.append(
+                prefix(event) + _bulk(dumps(event, default=str)) + suffix + _bulk(b"%d" % number)
+            )
+            number += 1
+        return commands
+
+    def _render_key(self, fields: dict[str, str]) -> bytes:
+        return self.key_template.format(**fields).encode()
+
     def _command_prefix(self, fields: dict[str, str]) -> bytes:
-        """``XADD key [MAXLEN ~ n] * e``, packed, for one stream."""
-        key = self.key_template.format(**fields).encode()
-        args = [b"XADD", key]
+        """``XADD key [MAXLEN ~ n] * e``, packed, for one stream (packing="event")."""
+        args = [b"XADD", self._render_key(fields)]
         if self.maxlen is not None:
             args += [b"MAXLEN", b"~" if self.approximate else b"=", b"%d" % self.maxlen]
         args += [b"*", b"e"]
@@ -208,21 +307,30 @@ class RedisStreamsConsumer(EventSource):
     .. code-block:: python
 
         async with RedisStreamsConsumer("redis://localhost:6379/0",
-                                        pattern="polygon:stocks:T:*") as consumer:
+                                        pattern="polygon:stocks:*") as consumer:
             async for event in consumer:
                 print(event["sym"], event["p"])
 
     Each stream is read in order (``XREAD``), so the events of a symbol come in
-    the order the client received them. Streams that appear later (a symbol's
-    first trade) are found by ``SCAN`` every ``discover_interval`` seconds and
-    read from their start. The consumer reconnects by itself and goes on from
-    where it was; :attr:`positions` holds the last entry id read from each
-    stream (save it to resume a later consumer with ``start=positions``).
+    the order the client received them. Entries of either packing are
+    unpacked: an entry holding a batch yields its events one by one. Streams
+    that appear later (an event code's or a symbol's first event) are found by
+    ``SCAN`` every ``discover_interval`` seconds and read from their start.
+    The consumer reconnects by itself and goes on from where it was;
+    :attr:`positions` holds the id of the last entry whose events were all
+    yielded, per stream (save it to resume a later consumer with
+    ``start=positions``: a batch left half-read is then read again whole).
 
     :param url: the server, as for :class:`RedisStreamsSink`.
     :param keys: read exactly these streams; by default the streams whose keys
         match ``pattern`` are read.
     :param pattern: a ``SCAN MATCH`` pattern (``polygon:*`` reads every cluster).
+    :param symbols: yield only the events of these symbols (as the events hold
+        them, ``"BRK.B"``). The consumer still reads every event of its streams
+        and drops the others; with :data:`PER_SYMBOL_KEY_TEMPLATE`, ``keys`` or
+        ``pattern`` pick symbols on the server instead.
+    :param cluster: the cluster of the events, which says where an event holds
+        its symbol (for ``symbols``).
     :param start: where to begin: ``"0"`` from the oldest entry kept, ``"$"``
         only entries added from now on, an entry id (``"1700000000000-0"``:
         entries after it), or a mapping of key to entry id.
@@ -244,6 +352,8 @@ class RedisStreamsConsumer(EventSource):
         *,
         keys: Sequence[str] | None = None,
         pattern: str = "polygon:*",
+        symbols: Iterable[str] | None = None,
+        cluster: str | StreamCluster = "stocks",
         start: str | dict[str, str] = "0",
         count: int = 1000,
         block: float = 1.0,
@@ -254,20 +364,25 @@ class RedisStreamsConsumer(EventSource):
         **connection_options: Any,
     ) -> None:
         if count < 1 or block <= 0:
-            raise ValueError("count and block must be positive")
+            raise ConfigurationError(
+                f"count and block must be positive, not {count!r} and {block!r}"
+            )
         self.url = url
         self.keys = list(keys) if keys is not None else None
         self.pattern = pattern
+        self.symbols = SymbolFilter(symbols, cluster) if symbols is not None else None
         self.start = start
         self.count = count
         self.block = block
         self.discover_interval = discover_interval
         self.deduplicate = deduplicate
         self.timeout = timeout
-        #: The id of the last entry read from each stream.
+        #: The id of the last entry of each stream whose events were all yielded.
         self.positions: dict[str, str] = {}
         #: Entries skipped as repeats of entries already read.
         self.duplicates = 0
+        #: Entries skipped because they were not JSON events.
+        self.malformed = 0
         #: Connections made after the first.
         self.reconnects = 0
         self._options = connection_options
@@ -287,48 +402,80 @@ class RedisStreamsConsumer(EventSource):
         await self._drop_client()
 
     async def _events(self) -> AsyncIterator[Event]:
+        positions = self.positions
         while not self._closed:
-            try:
-                client = await self._connected()
-                if time.monotonic() >= self._next_scan:
-                    await self._discover(client)
-                if not self.positions:
-                    # Nothing to read yet: wait for a stream to appear.
-                    await asyncio.sleep(min(self.block, self.discover_interval))
+            reply = await self._read()
+            for key, entry_id, events in self._entries(reply):
+                # The position moves on before the entry's last event is handed
+                # out: a consumer stopped inside an entry reads it again whole.
+                if len(events) > 1:
+                    for event in events[:-1]:
+                        yield event
+                positions[key] = entry_id
+                if events:
+                    yield events[-1]
+
+    async def _read(self) -> Any:
+        """One ``XREAD`` of every known stream; ``None`` after a failure or when idle."""
+        try:
+            client = await self._connected()
+            if time.monotonic() >= self._next_scan:
+                await self._discover(client)
+            if not self.positions:
+                # Nothing to read yet: wait for a stream to appear.
+                await asyncio.sleep(min(self.block, self.discover_interval))
+                return None
+            streams: dict[Any, Any] = dict(self.positions)
+            reply = await client.xread(streams, count=self.count, block=int(self.block * 1000))
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            if self._closed:
+                return None
+            delay = self._backoff.next_delay()
+            logger.warning("RedisStreamsConsumer: %s; reconnecting in %.2f s", exc, delay)
+            await self._drop_client()
+            await asyncio.sleep(delay)
+            return None
+        self._backoff.reset()
+        return reply
+
+    def _entries(self, reply: Any) -> Iterator[tuple[str, str, list[Event]]]:
+        """Each entry of an ``XREAD`` reply: its stream, its id and its events to yield."""
+        for raw_key, entries in reply or ():
+            key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
+            for raw_id, fields in entries:
+                entry_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+                if self.deduplicate and self._repeated(key, fields):
+                    self.duplicates += 1
+                    yield key, entry_id, []
                     continue
-                streams: dict[Any, Any] = dict(self.positions)
-                reply: Any = await client.xread(
-                    streams, count=self.count, block=int(self.block * 1000)
-                )
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                if self._closed:
-                    return
-                delay = self._backoff.next_delay()
-                logger.warning("RedisStreamsConsumer: %s; reconnecting in %.2f s", exc, delay)
-                await self._drop_client()
-                await asyncio.sleep(delay)
-                continue
-            self._backoff.reset()
-            for raw_key, entries in reply or ():
-                key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
-                for entry_id, fields in entries:
-                    self.positions[key] = (
-                        entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-                    )
-                    if self.deduplicate and self._repeated(key, fields):
-                        self.duplicates += 1
-                        continue
-                    data = fields.get(b"e")
-                    if data is None:
-                        continue  # not an entry of a sink
-                    event: Event = orjson.loads(data)
-                    yield event
+                events = self._unpack(fields)
+                if self.symbols is not None and events:
+                    events = self.symbols(events)
+                yield key, entry_id, events
+
+    def _unpack(self, fields: dict[bytes, bytes]) -> list[Event]:
+        """The events of an entry: ``b`` holds a batch of them, ``e`` one."""
+        batch, single = fields.get(b"b"), fields.get(b"e")
+        if batch is not None:
+            events = unpack_batch(batch)
+        elif single is not None:
+            events = unpack_event(single)
+        else:
+            return []  # not an entry of a sink
+        if events is None:
+            self.malformed += 1
+            logger.warning("RedisStreamsConsumer: skipped an entry that holds no JSON events")
+            return []
+        return events
 
     def _repeated(self, key: str, fields: dict[bytes, bytes]) -> bool:
         producer, number = fields.get(b"p"), fields.get(b"n")
         if producer is None or number is None:
             return False
-        n = int(number)
+        try:
+            n = int(number)
+        except ValueError:
+            return False
         last = self._last_number.get((key, producer), -1)
         if n <= last:
             return True
