@@ -31,9 +31,9 @@ class FencedSink:
     def attach(self, cluster: StreamCluster) -> None:
         self.sink.attach(cluster)
 
-    def offer(self, events: list[Event]) -> None:
+    def offer(self, events: list[Event], frame: str | None = None) -> None:
         if self.term.is_valid():
-            self.sink.offer(events)
+            self.sink.offer(events, frame)
         else:
             stats = getattr(self.sink, "stats", None)
             if stats is not None:
