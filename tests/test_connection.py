@@ -38,11 +38,16 @@ from typing import Any
 import anyio
 import pytest
 import trustme
-from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
 from websockets.protocol import State
 
-from polygon.streaming._connection import READ_BUFFER_SIZE, FastConnection, Message
+from polygon.streaming._connection import (
+    READ_BUFFER_SIZE,
+    ConnectionOptions,
+    FastConnection,
+    Message,
+    connect,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(10)]
 
@@ -214,16 +219,14 @@ class RawServer:
         self, max_size: int | None = 2**20, max_queue: int | None = 16
     ) -> tuple[Recorder, Peer]:
         """A client connected to this server, and the server's end of it."""
-        ws = await connect(
+        options = ConnectionOptions(
             self.url,
-            create_connection=Recorder,
-            compression=None,
             ping_interval=None,
-            max_size=max_size,
-            max_queue=max_queue,
+            max_message_size=max_size,
+            max_memory_queue=max_queue,
             open_timeout=WITHIN,
-            ssl=self._client_tls,
         )
+        ws = await connect(options, ssl=self._client_tls, create_connection=Recorder)
         assert isinstance(ws, Recorder)
         self.clients.append(ws)
         with anyio.fail_after(WITHIN):
@@ -534,7 +537,7 @@ async def test_invalid_utf8_text_delivered_as_bytes_and_connection_stays_open(
     await settle(ws, peer)
 
     assert received.messages == ["before", b"\xff\xfe", b"caf\xc3", "after"]
-    assert ws.protocol.state is State.OPEN
+    assert ws.state is State.OPEN
     await peer.send(frame(OP_PING, b"still there") + text("later"))
     assert await peer.read_frame() == (OP_PONG, b"still there")
     await settle(ws, peer)
@@ -566,7 +569,7 @@ async def test_frame_over_max_size_fails_with_1009(server: RawServer, size: int,
     peer.close()
     await closed(ws)
     assert received.messages == before
-    exc = ws.protocol.close_exc
+    exc = ws.close_exc
     assert isinstance(exc, ConnectionClosedError)
     assert exc.sent is not None and exc.sent.code == 1009
 
@@ -617,7 +620,7 @@ async def test_close_from_server_answered_after_all_data(server: RawServer) -> N
     peer.close()
     await closed(ws)
     assert received.messages == messages
-    exc = ws.protocol.close_exc
+    exc = ws.close_exc
     assert isinstance(exc, ConnectionClosedOK)
     assert exc.rcvd is not None
     assert (exc.rcvd.code, exc.rcvd.reason) == (1000, "bye")
@@ -665,7 +668,7 @@ async def test_connection_lost_mid_frame_delivers_complete_frames_only(
 
     await closed(ws)
     assert received.messages == messages
-    exc = ws.protocol.close_exc
+    exc = ws.close_exc
     assert isinstance(exc, ConnectionClosedError)
     assert exc.rcvd is None
 

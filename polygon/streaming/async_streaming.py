@@ -331,7 +331,7 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         self._check_open()
         sink.attach(self.cluster)
         await sink.start()
-        self._engine.taps.append(sink.offer)
+        self._engine.add_tap(sink.offer)
         self._sinks.append(sink)
 
     def change_handler(

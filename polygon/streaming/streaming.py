@@ -42,6 +42,7 @@ from polygon.streaming._config import (
     resolve_api_key,
     seconds_option,
 )
+from polygon.streaming._connection import Keepalive
 from polygon.streaming._dispatch import (
     BatchHandler,
     HandlerTable,
@@ -216,8 +217,8 @@ class StreamClient(ClientBase, SyncStreamMethods):
             self._subscriptions,
             self._buffer,
             reconnect_on_eviction=config.reconnect_on_eviction,
+            lifecycle_level=logging.INFO if enable_connection_logs else logging.DEBUG,
         )
-        self._engine.lifecycle_level = logging.INFO if enable_connection_logs else logging.DEBUG
         self._loop_thread = LoopThread("polygon-stream-loop")
         self._dispatcher: threading.Thread | None = None
         self._iterating = False
@@ -306,23 +307,20 @@ class StreamClient(ClientBase, SyncStreamMethods):
     def _start_loop(self, ping_interval: float | None, ping_timeout: float | None) -> None:
         if self._loop_thread.running:
             return
-        self._engine.options = dataclasses.replace(
-            self._engine.options, ping_interval=ping_interval, ping_timeout=ping_timeout
-        )
         self._loop_thread.start()
         # Sinks start first (the loop runs callbacks in order): none misses an event.
         for sink in self._sinks:
             self._loop_thread.submit(self._start_sink(sink))
-        self._loop_thread.submit(self._supervise())
+        self._loop_thread.submit(self._supervise(Keepalive(ping_interval, ping_timeout)))
 
     async def _start_sink(self, sink: Sink) -> None:
         await sink.start()
-        self._engine.taps.append(sink.offer)
+        self._engine.add_tap(sink.offer)
 
-    async def _supervise(self) -> None:
+    async def _supervise(self, keepalive: Keepalive) -> None:
         reconnect, attempts, delay = self._reconnect
         try:
-            await self._engine.run(attempts, delay, reconnect=reconnect)
+            await self._engine.run(attempts, delay, reconnect=reconnect, keepalive=keepalive)
         except Exception as exc:
             self._buffer.put_marker(StreamFailed(exc))
 
