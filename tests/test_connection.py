@@ -865,3 +865,146 @@ async def test_at_read_end_follows_the_messages_of_each_read(server: RawServer) 
     assert seen.count("|") == 1 + reads
     assert [m for m in seen if m != "|"] == ["a", "b", "c", "d", "e"]
     assert seen[-1] == "|"  # nothing handed over after the last read ended
+
+
+# -- the same as a plain websockets recv() loop ----------------------------------------------
+#
+# The reference: websockets' own asyncio client reading with recv() until the
+# connection closes. For each byte stream below, FastConnection must deliver the
+# same messages, in the same order, and end with the same close codes. (One
+# deliberate difference is not in these streams: text that is not UTF-8 is
+# delivered as bytes, counted and skipped by the engine, where recv() fails the
+# connection with 1007; see test_invalid_utf8_text_delivered_as_bytes...)
+
+
+async def plain_recv_loop(server: RawServer, data: bytes, max_size: int | None) -> Outcome:
+    from websockets.asyncio.client import connect as plain_connect
+
+    ws = await plain_connect(
+        server.url, compression=None, ping_interval=None, max_size=max_size, open_timeout=WITHIN
+    )
+    with anyio.fail_after(WITHIN):
+        peer = await server._accepted.get()
+    finishing = asyncio.ensure_future(finish(peer, data))
+    messages: list[Message] = []
+    with anyio.fail_after(WITHIN):
+        try:
+            while True:
+                messages.append(await ws.recv())
+        except ConnectionClosed as exc:
+            ended = exc
+        await finishing
+    return messages, close_codes(ended)
+
+
+async def fast_connection(
+    server: RawServer, data: bytes, max_size: int | None, cuts: Sequence[int]
+) -> Outcome:
+    ws, peer, received = await open_receiving(server, max_size=max_size)
+    finishing = asyncio.ensure_future(finish(peer, data, ws, cuts))
+    await closed(ws)
+    with anyio.fail_after(WITHIN):
+        await finishing
+    return received.messages, close_codes(ws.close_exc)
+
+
+Outcome = tuple[list[Message], tuple[int | None, int | None]]
+
+
+def close_codes(exc: ConnectionClosed) -> tuple[int | None, int | None]:
+    """(the code received, the code sent)."""
+    return (
+        None if exc.rcvd is None else exc.rcvd.code,
+        None if exc.sent is None else exc.sent.code,
+    )
+
+
+async def finish(
+    peer: Peer, data: bytes, ws: Recorder | None = None, cuts: Sequence[int] = ()
+) -> None:
+    """Write ``data`` (in pieces at ``cuts`` for a Recorder), then read the client's
+    frames until its close frame, and close the TCP connection."""
+    if ws is None or not cuts:
+        await peer.send(data)
+    else:
+        start = peer.written
+        bounds = [0, *sorted(cuts), len(data)]
+        for low, high in itertools.pairwise(bounds):
+            await peer.send(data[low:high])
+            # Each piece read before the next, unless the client closed meanwhile.
+            end = start + high
+            await ws.read_until(lambda end=end: ws.bytes_read >= end or ws.is_closing())
+    with anyio.fail_after(WITHIN):
+        while True:
+            try:
+                opcode, _ = await peer.read_frame()
+            except asyncio.IncompleteReadError:
+                break
+            if opcode == OP_CLOSE:
+                break
+    peer.close()
+
+
+def random_stream(seed: int) -> bytes:
+    """Text, binary, fragmented and control frames mixed, ending with a close frame."""
+    rng = random.Random(seed)
+    parts: list[bytes] = []
+    for index in range(rng.randrange(5, 40)):
+        kind = rng.choice(["text", "text", "text", "binary", "fragmented", "ping", "unicode"])
+        size = rng.choice([0, 1, 125, 126, rng.randrange(300), rng.randrange(65_530, 65_540)])
+        if kind == "text":
+            parts.append(text(message(index, size)))
+        elif kind == "unicode":
+            parts.append(text(f"<{index}> naïve café € 日本"))
+        elif kind == "binary":
+            parts.append(frame(OP_BINARY, rng.randbytes(size)))
+        elif kind == "ping":
+            parts.append(frame(OP_PING, rng.randbytes(rng.randrange(126))))
+        else:
+            payload = message(index, size).encode()
+            cut = rng.randrange(len(payload) + 1)
+            opcode = rng.choice([OP_TEXT, OP_BINARY])
+            parts.append(frame(opcode, payload[:cut], fin=False))
+            if rng.random() < 0.5:
+                parts.append(frame(OP_PING, b"between"))
+            parts.append(frame(OP_CONT, payload[cut:]))
+    parts.append(frame(OP_CLOSE, close_payload(1000, "done")))
+    return b"".join(parts)
+
+
+ENDINGS = {
+    "close 1000": frame(OP_CLOSE, close_payload(1000, "bye")),
+    "close 4001": frame(OP_CLOSE, close_payload(4001, "maintenance")),
+    "over max_size": text("x" * 70_000),
+    "masked": frame(OP_TEXT, b"masked", masked=True),
+    "rsv1": frame(OP_TEXT, b"deflated?", rsv1=True),
+    "text inside a fragmented message": frame(OP_TEXT, b"one", fin=False) + text("two"),
+    "continuation without a start": frame(OP_CONT, b"stray"),
+    "oversized ping": frame(OP_PING, b"p" * 126),
+    "fragmented ping": frame(OP_PING, b"p", fin=False),
+}
+
+
+@pytest.mark.parametrize("ending", ENDINGS.values(), ids=ENDINGS.keys())
+async def test_differential_endings_match_a_plain_recv_loop(
+    server: RawServer, ending: bytes
+) -> None:
+    data = texts(["before", message(1, 300)]) + frame(OP_PING, b"x") + ending + text("after")
+    expected = await plain_recv_loop(server, data, max_size=65_536)
+    assert await fast_connection(server, data, 65_536, cuts=()) == expected
+    start = len(data) - len(ending) - len(text("after"))
+    cuts = range(start - 3, min(start + 12, len(data)))  # byte by byte around its header
+    assert await fast_connection(server, data, 65_536, cuts=cuts) == expected
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_differential_random_streams_match_a_plain_recv_loop(
+    server: RawServer, seed: int
+) -> None:
+    data = random_stream(seed)
+    expected = await plain_recv_loop(server, data, max_size=2**20)
+    assert expected[1] == (1000, 1000)
+    assert await fast_connection(server, data, 2**20, cuts=()) == expected
+    rng = random.Random(seed)
+    cuts = sorted(rng.sample(range(1, len(data)), min(60, len(data) - 1)))
+    assert await fast_connection(server, data, 2**20, cuts=cuts) == expected

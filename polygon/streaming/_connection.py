@@ -44,7 +44,7 @@ import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import (
@@ -61,7 +61,8 @@ from websockets.uri import parse_uri
 # that is not valid UTF-8 (the consumer counts and skips those).
 Message = str | bytes
 MessageHandler = Callable[[Message], None]
-Logger = logging.Logger | logging.LoggerAdapter[Any]
+if TYPE_CHECKING:  # LoggerAdapter is subscriptable at run time from Python 3.11 only
+    Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 # FIN set, RSV bits clear, opcode TEXT: the only first byte the short road takes.
 _FIN_TEXT = 0x80 | Opcode.TEXT.value
