@@ -38,7 +38,14 @@ from typing import Any
 import anyio
 import pytest
 import trustme
-from websockets.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
+from websockets.exceptions import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidStatus,
+    InvalidURI,
+    SecurityError,
+)
 from websockets.protocol import State
 
 from polygon.streaming._connection import (
@@ -112,6 +119,13 @@ def message(index: int, size: int) -> str:
 # -- the server -------------------------------------------------------------------------
 
 
+def unmask(key: bytes, data: bytes) -> bytes:
+    """``data`` XOR ``key`` repeated (as big integers: fast for megabytes too)."""
+    size = len(data)
+    keys = (key * (size // 4 + 1))[:size]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(keys, "big")).to_bytes(size, "big")
+
+
 class Peer:
     """The server's end of one connection, after the handshake."""
 
@@ -142,7 +156,7 @@ class Peer:
                 length = int.from_bytes(await self.reader.readexactly(8), "big")
             key = await self.reader.readexactly(4)
             masked = await self.reader.readexactly(length)
-        return head[0] & 0x0F, bytes(byte ^ key[i % 4] for i, byte in enumerate(masked))
+        return head[0] & 0x0F, unmask(key, masked)
 
     async def read_close(self) -> tuple[int, str]:
         """The client's next frame, which must be a close frame: (code, reason)."""
@@ -1008,3 +1022,141 @@ async def test_differential_random_streams_match_a_plain_recv_loop(
     rng = random.Random(seed)
     cuts = sorted(rng.sample(range(1, len(data)), min(60, len(data) - 1)))
     assert await fast_connection(server, data, 2**20, cuts=cuts) == expected
+
+
+# -- what our I/O adds around websockets' protocol ---------------------------------------------
+
+
+async def scripted_server(
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any],
+) -> tuple[asyncio.Server, str]:
+    """A TCP server on 127.0.0.1 port 0 that runs ``handler`` per connection."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    return server, f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+
+
+async def test_keepalive_pings_and_aborts_when_a_pong_is_late(server: RawServer) -> None:
+    options = ConnectionOptions(server.url, ping_interval=0.05, ping_timeout=0.5)
+    ws = await connect(options, create_connection=Recorder)
+    server.clients.append(ws)
+    with anyio.fail_after(WITHIN):
+        peer = await server._accepted.get()
+    for _ in range(3):  # answered: the connection stays
+        opcode, payload = await peer.read_frame()
+        assert opcode == OP_PING and len(payload) == 4
+        await peer.send(frame(OP_PONG, payload))
+    assert ws.state is State.OPEN
+    opcode, _ = await peer.read_frame()  # not answered
+    assert opcode == OP_PING
+    await closed(ws)
+    assert ws.keepalive_timed_out
+
+
+async def test_a_pong_with_another_payload_does_not_count(server: RawServer) -> None:
+    options = ConnectionOptions(server.url, ping_interval=0.05, ping_timeout=0.3)
+    ws = await connect(options, create_connection=Recorder)
+    server.clients.append(ws)
+    with anyio.fail_after(WITHIN):
+        peer = await server._accepted.get()
+    _, payload = await peer.read_frame()
+    await peer.send(frame(OP_PONG, payload[::-1] + b"!"))
+    await closed(ws)
+    assert ws.keepalive_timed_out
+
+
+async def test_open_timeout_bounds_a_handshake_that_is_never_answered() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # reads the request, never answers
+
+    tcp, url = await scripted_server(silent)
+    async with tcp:
+        with anyio.fail_after(WITHIN), pytest.raises(asyncio.TimeoutError):
+            await connect(ConnectionOptions(url, open_timeout=0.2))
+
+
+def answer(status: str, headers: str = "") -> Callable[..., Any]:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(f"HTTP/1.1 {status}\r\n{headers}Content-Length: 0\r\n\r\n".encode())
+        await writer.drain()
+        writer.close()
+
+    return handler
+
+
+async def test_a_refused_handshake_raises_invalid_status() -> None:
+    tcp, url = await scripted_server(answer("503 Service Unavailable"))
+    async with tcp:
+        with anyio.fail_after(WITHIN), pytest.raises(InvalidStatus) as refused:
+            await connect(ConnectionOptions(url))
+    assert refused.value.response.status_code == 503
+
+
+async def test_redirects_are_followed(server: RawServer) -> None:
+    tcp, url = await scripted_server(answer("302 Found", f"Location: {server.url}\r\n"))
+    async with tcp:
+        ws = await connect(ConnectionOptions(url + "stocks", ping_interval=None))
+    server.clients.append(ws)
+    with anyio.fail_after(WITHIN):
+        peer = await server._accepted.get()
+    await peer.send(text("redirected"))
+    with anyio.fail_after(WITHIN):
+        assert await ws.next_message() == "redirected"
+
+
+@pytest.mark.parametrize(
+    ("location", "error"),
+    [("http://127.0.0.1:1/login", InvalidURI), ("self", SecurityError)],
+    ids=["not a WebSocket URL", "a redirect loop"],
+)
+async def test_bad_redirects_raise(location: str, error: type[Exception]) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        target = url if location == "self" else location
+        await answer("307 Temporary Redirect", f"Location: {target}\r\n")(reader, writer)
+
+    tcp, url = await scripted_server(handler)
+    async with tcp:
+        with anyio.fail_after(WITHIN), pytest.raises(error):
+            await connect(ConnectionOptions(url))
+
+
+async def test_close_aborts_when_the_server_never_closes_tcp(server: RawServer) -> None:
+    options = ConnectionOptions(server.url, ping_interval=None, close_timeout=0.2)
+    ws = await connect(options, create_connection=Recorder)
+    server.clients.append(ws)
+    with anyio.fail_after(WITHIN):
+        peer = await server._accepted.get()
+    closing = asyncio.ensure_future(ws.close())
+    assert await peer.read_close() == (1000, "")
+    await peer.send(frame(OP_CLOSE, close_payload(1000)))  # answered, TCP left open
+    with anyio.fail_after(WITHIN):
+        await closing
+    assert isinstance(ws.close_exc, ConnectionClosedOK)
+
+
+async def test_send_waits_while_the_write_buffer_is_over_write_limit(server: RawServer) -> None:
+    options = ConnectionOptions(server.url, ping_interval=None, write_limit=1024)
+    ws = await connect(options, create_connection=Recorder)
+    server.clients.append(ws)
+    with anyio.fail_after(WITHIN):
+        peer = await server._accepted.get()
+    big = "x" * 8_000_000  # more than the kernel's socket buffers take
+    sending = asyncio.ensure_future(ws.send(big))
+    await asyncio.sleep(0)
+    for _ in range(10):  # the server reads nothing: the send stays pending
+        await asyncio.sleep(0)
+    assert not sending.done()
+    opcode, payload = await peer.read_frame()  # reading lets it through
+    with anyio.fail_after(WITHIN):
+        await sending
+    assert (opcode, len(payload)) == (OP_TEXT, len(big))
+
+
+async def test_send_on_a_closed_connection_raises_connection_closed(server: RawServer) -> None:
+    ws, peer = await server.open()
+    await peer.send(frame(OP_CLOSE, close_payload(1001, "away")))
+    await peer.read_close()
+    peer.close()
+    await closed(ws)
+    with anyio.fail_after(WITHIN), pytest.raises(ConnectionClosedOK):
+        await ws.send("late")
