@@ -230,22 +230,25 @@ class RawServer:
         self._accepted.put_nowait(peer)
 
     async def open(
-        self, max_size: int | None = 2**20, max_queue: int | None = 16
+        self, max_size: int | None = 2**20, max_queue: int | None = 16, **options: Any
     ) -> tuple[Recorder, Peer]:
-        """A client connected to this server, and the server's end of it."""
-        options = ConnectionOptions(
-            self.url,
-            ping_interval=None,
-            max_message_size=max_size,
-            max_memory_queue=max_queue,
-            open_timeout=WITHIN,
+        """A client connected to this server, and the server's end of it.
+
+        ``options`` are more :class:`ConnectionOptions` (keepalive is off unless given).
+        """
+        settings = {"ping_interval": None, "open_timeout": WITHIN, **options}
+        config = ConnectionOptions(
+            self.url, max_message_size=max_size, max_memory_queue=max_queue, **settings
         )
-        ws = await connect(options, ssl=self._client_tls, create_connection=Recorder)
+        ws = await connect(config, ssl=self._client_tls, create_connection=Recorder)
         assert isinstance(ws, Recorder)
         self.clients.append(ws)
+        return ws, await self.accepted()
+
+    async def accepted(self) -> Peer:
+        """The server's end of the next connection."""
         with anyio.fail_after(WITHIN):
-            peer = await self._accepted.get()
-        return ws, peer
+            return await self._accepted.get()
 
     async def stop(self) -> None:
         for peer in self.peers:
@@ -897,8 +900,7 @@ async def plain_recv_loop(server: RawServer, data: bytes, max_size: int | None) 
     ws = await plain_connect(
         server.url, compression=None, ping_interval=None, max_size=max_size, open_timeout=WITHIN
     )
-    with anyio.fail_after(WITHIN):
-        peer = await server._accepted.get()
+    peer = await server.accepted()
     finishing = asyncio.ensure_future(finish(peer, data))
     messages: list[Message] = []
     with anyio.fail_after(WITHIN):
@@ -1036,11 +1038,7 @@ async def scripted_server(
 
 
 async def test_keepalive_pings_and_aborts_when_a_pong_is_late(server: RawServer) -> None:
-    options = ConnectionOptions(server.url, ping_interval=0.05, ping_timeout=0.5)
-    ws = await connect(options, create_connection=Recorder)
-    server.clients.append(ws)
-    with anyio.fail_after(WITHIN):
-        peer = await server._accepted.get()
+    ws, peer = await server.open(ping_interval=0.05, ping_timeout=0.5)
     for _ in range(3):  # answered: the connection stays
         opcode, payload = await peer.read_frame()
         assert opcode == OP_PING and len(payload) == 4
@@ -1053,11 +1051,7 @@ async def test_keepalive_pings_and_aborts_when_a_pong_is_late(server: RawServer)
 
 
 async def test_a_pong_with_another_payload_does_not_count(server: RawServer) -> None:
-    options = ConnectionOptions(server.url, ping_interval=0.05, ping_timeout=0.3)
-    ws = await connect(options, create_connection=Recorder)
-    server.clients.append(ws)
-    with anyio.fail_after(WITHIN):
-        peer = await server._accepted.get()
+    ws, peer = await server.open(ping_interval=0.05, ping_timeout=0.3)
     _, payload = await peer.read_frame()
     await peer.send(frame(OP_PONG, payload[::-1] + b"!"))
     await closed(ws)
@@ -1097,8 +1091,7 @@ async def test_redirects_are_followed(server: RawServer) -> None:
     async with tcp:
         ws = await connect(ConnectionOptions(url + "stocks", ping_interval=None))
     server.clients.append(ws)
-    with anyio.fail_after(WITHIN):
-        peer = await server._accepted.get()
+    peer = await server.accepted()
     await peer.send(text("redirected"))
     with anyio.fail_after(WITHIN):
         assert await ws.next_message() == "redirected"
@@ -1121,11 +1114,7 @@ async def test_bad_redirects_raise(location: str, error: type[Exception]) -> Non
 
 
 async def test_close_aborts_when_the_server_never_closes_tcp(server: RawServer) -> None:
-    options = ConnectionOptions(server.url, ping_interval=None, close_timeout=0.2)
-    ws = await connect(options, create_connection=Recorder)
-    server.clients.append(ws)
-    with anyio.fail_after(WITHIN):
-        peer = await server._accepted.get()
+    ws, peer = await server.open(close_timeout=0.2)
     closing = asyncio.ensure_future(ws.close())
     assert await peer.read_close() == (1000, "")
     await peer.send(frame(OP_CLOSE, close_payload(1000)))  # answered, TCP left open
@@ -1135,11 +1124,7 @@ async def test_close_aborts_when_the_server_never_closes_tcp(server: RawServer) 
 
 
 async def test_send_waits_while_the_write_buffer_is_over_write_limit(server: RawServer) -> None:
-    options = ConnectionOptions(server.url, ping_interval=None, write_limit=1024)
-    ws = await connect(options, create_connection=Recorder)
-    server.clients.append(ws)
-    with anyio.fail_after(WITHIN):
-        peer = await server._accepted.get()
+    ws, peer = await server.open(write_limit=1024)
     big = "x" * 8_000_000  # more than the kernel's socket buffers take
     sending = asyncio.ensure_future(ws.send(big))
     await asyncio.sleep(0)

@@ -461,6 +461,9 @@ class FastConnection(asyncio.BufferedProtocol):
             await asyncio.sleep(interval)
             if self.protocol.state is not State.OPEN:
                 return
+            # A pong is read only while reading runs; a paused reader (backpressure)
+            # is not a dead peer. This is the one place to wait for
+            # resume_delivery() before the deadline starts, if it should not count.
             pong = self._send_ping()
             if timeout is None:
                 continue
