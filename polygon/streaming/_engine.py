@@ -537,10 +537,7 @@ class StreamEngine:
         keepalive of the connections this run opens (the blocking client takes
         it in ``start_stream_thread``); otherwise the options' is.
         """
-        if keepalive is not None:
-            self._session_options = dataclasses.replace(
-                self.options, ping_interval=keepalive.interval, ping_timeout=keepalive.timeout
-            )
+        self._use_keepalive(keepalive)
         backoff = Backoff(delay)
         failures = 0
         self.supervised = True
@@ -582,6 +579,14 @@ class StreamEngine:
             return
         finally:
             self.supervised = False
+
+    def _use_keepalive(self, keepalive: Keepalive | None) -> None:
+        options = self.options
+        if keepalive is not None:
+            options = dataclasses.replace(
+                options, ping_interval=keepalive.interval, ping_timeout=keepalive.timeout
+            )
+        self._session_options = options
 
     def _raise_if_fatal(self, error: BaseException | None) -> None:
         if isinstance(error, AuthenticationError):
