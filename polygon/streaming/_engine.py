@@ -295,18 +295,24 @@ class StreamEngine:
         """
         has_room = self.sink.has_room
         taps = self._taps
+        stats = self.stats
         may_hold_status = proto.may_hold_status
         backpressure = self.sink.overflow == "backpressure"
         raw_wanted = self.sink.decode_in_consumer
-        take_raw, hand_over_raw = self._raw_frames(backpressure)
-        decode_and_put = self._decoder(ws, hand_over_raw)
+        raw: list[str] = []
+        hand_over_raw = self._raw_hand_over(raw)
+        decode_and_put = self._decoder(ws, hand_over_raw if raw_wanted else None)
 
         def on_frame(frame: Message) -> None:
             try:
                 text = frame if type(frame) is str else None
                 maybe_status = text is not None and may_hold_status(text)
                 if raw_wanted and text is not None and not maybe_status and not taps:
-                    take_raw(text)  # a plain data frame the consumer decodes itself
+                    # A plain data frame for a consumer that decodes it itself.
+                    stats.frames += 1
+                    raw.append(text)
+                    if backpressure:
+                        hand_over_raw()  # the buffer is checked frame by frame
                 else:
                     decode_and_put(frame, maybe_status)
                 if backpressure and not has_room():
@@ -322,34 +328,26 @@ class StreamEngine:
 
         return on_frame, at_read_end
 
-    def _raw_frames(self, backpressure: bool) -> tuple[Callable[[str], None], Callable[[], None]]:
-        """(take, hand over) for plain data frames a consumer on another thread
-        decodes itself (``put_raw_frames``): the reader's thread does less.
+    def _raw_hand_over(self, raw: list[str]) -> Callable[[], None]:
+        """What hands the plain data frames collected in ``raw`` to a consumer on
+        another thread that decodes them itself (``put_raw_frames``): the
+        reader's thread does less.
 
-        The frames of a read are handed over together at its end (one lock and
-        one wake-up per read, not per frame), or before a frame that takes the
-        other road, so the order stays. With backpressure, each is handed over
-        at once: the buffer is checked frame by frame.
+        The frames of a read go over together at its end (one lock and one
+        wake-up per read, not per frame), or before a frame that takes the other
+        road, so the order stays.
         """
-        stats = self.stats
         put_raw_frames = self.sink.put_raw_frames
-        raw: list[str] = []
 
         def hand_over() -> None:
             if raw:
                 put_raw_frames(raw)
                 raw.clear()
 
-        def take(text: str) -> None:
-            stats.frames += 1
-            raw.append(text)
-            if backpressure:
-                hand_over()
-
-        return take, hand_over
+        return hand_over
 
     def _decoder(
-        self, ws: FastConnection, hand_over_raw: Callable[[], None]
+        self, ws: FastConnection, hand_over_raw: Callable[[], None] | None
     ) -> Callable[[Message, bool], None]:
         """Decode a frame here, act on its statuses, put it in the buffer and
         offer it to the taps (raw frames taken before it are handed over first)."""
@@ -360,7 +358,8 @@ class StreamEngine:
         decode = self._decode
 
         def decode_and_put(frame: Message, maybe_status: bool) -> None:
-            hand_over_raw()
+            if hand_over_raw is not None:
+                hand_over_raw()
             # The common case inline (a text frame holding a list); anything
             # else goes through _decode, which counts and logs it.
             events: Any = None
