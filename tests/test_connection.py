@@ -16,10 +16,12 @@ before making the next one (so a split really is a split, and everything
 written has been handled before the test looks), with a deadline instead of a
 sleep.
 
-Every test runs on asyncio's own loop and on uvloop's: asyncio's transports
-read into FastConnection's buffer (``buffer_updated``), uvloop's hand it a new
-``bytes`` per read (``data_received``), since it takes any
-``asyncio.Protocol`` for an unbuffered one.
+Every test runs on asyncio's own loop and on uvloop's; both have their
+transports read into FastConnection's buffer (``get_buffer``,
+``buffer_updated``). The tests of the ``server`` fixture run once more with
+every read handed over as a new ``bytes`` object (``data_received``, what a
+loop does for a protocol it does not take for a buffered one) through
+:class:`UnbufferedRecorder`.
 """
 
 from __future__ import annotations
@@ -184,8 +186,9 @@ class RawServer:
     connection's buffer its own way.
     """
 
-    def __init__(self, tls: bool = False) -> None:
+    def __init__(self, tls: bool = False, unbuffered: bool = False) -> None:
         self.url = ""
+        self.recorder: type[Recorder] = UnbufferedRecorder if unbuffered else Recorder
         self._server_tls: ssl.SSLContext | None = None
         self._client_tls: ssl.SSLContext | None = None
         if tls:
@@ -240,7 +243,7 @@ class RawServer:
         config = ConnectionOptions(
             self.url, max_message_size=max_size, max_memory_queue=max_queue, **settings
         )
-        ws = await connect(config, ssl=self._client_tls, create_connection=Recorder)
+        ws = await connect(config, ssl=self._client_tls, create_connection=self.recorder)
         assert isinstance(ws, Recorder)
         self.clients.append(ws)
         return ws, await self.accepted()
@@ -297,6 +300,21 @@ class Recorder(FastConnection):
                 await self._read_more.wait()
 
 
+class UnbufferedRecorder(Recorder):
+    """A Recorder whose reads all arrive through ``data_received``, each as a new
+    ``bytes`` object, as a loop that does not use the read buffer delivers them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._scratch = memoryview(bytearray(READ_BUFFER_SIZE))
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._scratch
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(self._scratch[:nbytes]))
+
+
 class Received:
     """A message handler that keeps what it is given."""
 
@@ -338,9 +356,9 @@ async def closed(ws: FastConnection) -> None:
         await ws.wait_closed()
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[RawServer]:
-    raw = RawServer()
+@pytest.fixture(params=["buffered", "data_received"])
+async def server(request: pytest.FixtureRequest) -> AsyncIterator[RawServer]:
+    raw = RawServer(unbuffered=request.param == "data_received")
     await raw.start()
     try:
         yield raw
@@ -390,7 +408,7 @@ async def test_runs_on_the_loop_it_names(anyio_backend: tuple[str, dict[str, boo
 
 async def test_every_read_lands_in_the_same_reused_buffer(server: RawServer) -> None:
     ws, peer, received = await open_receiving(server)
-    buffers = {id(ws.get_buffer(-1)) for _ in range(3)}
+    buffers = {id(FastConnection.get_buffer(ws, -1)) for _ in range(3)}
     messages = [message(i, 20_000) for i in range(40)]  # 800 kB: several reads
 
     await peer.send(texts(messages))
@@ -398,8 +416,8 @@ async def test_every_read_lands_in_the_same_reused_buffer(server: RawServer) -> 
 
     assert received.messages == messages
     assert len(ws.read_ends) > 3
-    assert buffers == {id(ws.get_buffer(-1))}
-    assert len(ws.get_buffer(-1)) == READ_BUFFER_SIZE
+    assert buffers == {id(FastConnection.get_buffer(ws, -1))}
+    assert len(FastConnection.get_buffer(ws, -1)) == READ_BUFFER_SIZE
 
 
 async def test_frames_larger_than_the_read_buffer_delivered_whole(server: RawServer) -> None:
@@ -650,7 +668,7 @@ async def test_a_lost_connection_lets_go_of_its_read_buffer(server: RawServer, h
     ws, peer, received = await open_receiving(server)
     await peer.send(texts(["before"]))
     await settle(ws, peer)
-    assert len(ws.get_buffer(-1)) == READ_BUFFER_SIZE
+    assert len(FastConnection.get_buffer(ws, -1)) == READ_BUFFER_SIZE
 
     if how == "close":
         await peer.send(frame(OP_CLOSE, close_payload(1000)))
@@ -663,7 +681,7 @@ async def test_a_lost_connection_lets_go_of_its_read_buffer(server: RawServer, h
     await closed(ws)
 
     assert received.messages == ["before"]
-    assert len(ws.get_buffer(-1)) == 0
+    assert len(FastConnection.get_buffer(ws, -1)) == 0
 
 
 @pytest.mark.parametrize("how", ["eof", "reset"])
