@@ -1078,7 +1078,8 @@ async def test_a_pong_with_another_payload_does_not_count(server: RawServer) -> 
 
 async def test_open_timeout_bounds_a_handshake_that_is_never_answered() -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()  # reads the request, never answers
+        await reader.read()  # reads the request, never answers, until the client aborts
+        writer.close()  # (Python 3.12's Server.wait_closed() waits for every connection)
 
     tcp, url = await scripted_server(silent)
     async with tcp:
