@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install brokers test lint typecheck pytest docs package demo soak bench clean
+.PHONY: install brokers test lint typecheck pytest matrix docs package demo soak bench clean
 
 install: $(STAMP)
 
@@ -35,8 +35,15 @@ brokers:
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
+# The suite once, in .venv (quick, while working).
 pytest: $(STAMP) brokers
 	$(BIN)/pytest -q
+
+# The suite on Python 3.10-3.13, each with the lowest and the highest websockets
+# pyproject.toml declares (.ci/matrix; environments under .matrix/, made by uv).
+# PYTHONS, WEBSOCKETS and PYTEST_ARGS narrow it.
+matrix: $(STAMP) brokers
+	.ci/matrix
 
 # Warnings are errors and every cross-reference must resolve (-n); -E rebuilds
 # from scratch, so a warning in an unchanged page is never hidden by the cache.
@@ -47,7 +54,8 @@ docs: $(STAMP)
 package: $(STAMP)
 	$(BIN)/python tests/check_package.py
 
-test: lint typecheck pytest docs package
+# What CI runs (.ci/run): lint, type checks, docs and the package once, the suite on the matrix.
+test: lint typecheck docs package matrix
 
 demo: $(STAMP)
 	$(BIN)/polygon-stream demo
@@ -61,4 +69,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info docs/_build .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .matrix build dist *.egg-info docs/_build .mypy_cache .pytest_cache .ruff_cache

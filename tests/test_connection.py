@@ -16,10 +16,12 @@ before making the next one (so a split really is a split, and everything
 written has been handled before the test looks), with a deadline instead of a
 sleep.
 
-Every test runs on asyncio's own loop and on uvloop's: asyncio's transports
-read into FastConnection's buffer (``buffer_updated``), uvloop's hand it a new
-``bytes`` per read (``data_received``), since it takes any
-``asyncio.Protocol`` for an unbuffered one.
+Every test runs on asyncio's own loop and on uvloop's; both have their
+transports read into FastConnection's buffer (``get_buffer``,
+``buffer_updated``). The tests of the ``server`` fixture run once more with
+every read handed over as a new ``bytes`` object (``data_received``, what a
+loop does for a protocol it does not take for a buffered one) through
+:class:`UnbufferedRecorder`.
 """
 
 from __future__ import annotations
@@ -38,11 +40,23 @@ from typing import Any
 import anyio
 import pytest
 import trustme
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
+from websockets.exceptions import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidStatus,
+    InvalidURI,
+    SecurityError,
+)
 from websockets.protocol import State
 
-from polygon.streaming._connection import READ_BUFFER_SIZE, FastConnection, Message
+from polygon.streaming._connection import (
+    READ_BUFFER_SIZE,
+    ConnectionOptions,
+    FastConnection,
+    Message,
+    connect,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(10)]
 
@@ -107,6 +121,13 @@ def message(index: int, size: int) -> str:
 # -- the server -------------------------------------------------------------------------
 
 
+def unmask(key: bytes, data: bytes) -> bytes:
+    """``data`` XOR ``key`` repeated (as big integers: fast for megabytes too)."""
+    size = len(data)
+    keys = (key * (size // 4 + 1))[:size]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(keys, "big")).to_bytes(size, "big")
+
+
 class Peer:
     """The server's end of one connection, after the handshake."""
 
@@ -137,7 +158,7 @@ class Peer:
                 length = int.from_bytes(await self.reader.readexactly(8), "big")
             key = await self.reader.readexactly(4)
             masked = await self.reader.readexactly(length)
-        return head[0] & 0x0F, bytes(byte ^ key[i % 4] for i, byte in enumerate(masked))
+        return head[0] & 0x0F, unmask(key, masked)
 
     async def read_close(self) -> tuple[int, str]:
         """The client's next frame, which must be a close frame: (code, reason)."""
@@ -165,8 +186,9 @@ class RawServer:
     connection's buffer its own way.
     """
 
-    def __init__(self, tls: bool = False) -> None:
+    def __init__(self, tls: bool = False, unbuffered: bool = False) -> None:
         self.url = ""
+        self.recorder: type[Recorder] = UnbufferedRecorder if unbuffered else Recorder
         self._server_tls: ssl.SSLContext | None = None
         self._client_tls: ssl.SSLContext | None = None
         if tls:
@@ -211,24 +233,25 @@ class RawServer:
         self._accepted.put_nowait(peer)
 
     async def open(
-        self, max_size: int | None = 2**20, max_queue: int | None = 16
+        self, max_size: int | None = 2**20, max_queue: int | None = 16, **options: Any
     ) -> tuple[Recorder, Peer]:
-        """A client connected to this server, and the server's end of it."""
-        ws = await connect(
-            self.url,
-            create_connection=Recorder,
-            compression=None,
-            ping_interval=None,
-            max_size=max_size,
-            max_queue=max_queue,
-            open_timeout=WITHIN,
-            ssl=self._client_tls,
+        """A client connected to this server, and the server's end of it.
+
+        ``options`` are more :class:`ConnectionOptions` (keepalive is off unless given).
+        """
+        settings = {"ping_interval": None, "open_timeout": WITHIN, **options}
+        config = ConnectionOptions(
+            self.url, max_message_size=max_size, max_memory_queue=max_queue, **settings
         )
+        ws = await connect(config, ssl=self._client_tls, create_connection=self.recorder)
         assert isinstance(ws, Recorder)
         self.clients.append(ws)
+        return ws, await self.accepted()
+
+    async def accepted(self) -> Peer:
+        """The server's end of the next connection."""
         with anyio.fail_after(WITHIN):
-            peer = await self._accepted.get()
-        return ws, peer
+            return await self._accepted.get()
 
     async def stop(self) -> None:
         for peer in self.peers:
@@ -277,6 +300,21 @@ class Recorder(FastConnection):
                 await self._read_more.wait()
 
 
+class UnbufferedRecorder(Recorder):
+    """A Recorder whose reads all arrive through ``data_received``, each as a new
+    ``bytes`` object, as a loop that does not use the read buffer delivers them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._scratch = memoryview(bytearray(READ_BUFFER_SIZE))
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._scratch
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(self._scratch[:nbytes]))
+
+
 class Received:
     """A message handler that keeps what it is given."""
 
@@ -318,9 +356,9 @@ async def closed(ws: FastConnection) -> None:
         await ws.wait_closed()
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[RawServer]:
-    raw = RawServer()
+@pytest.fixture(params=["buffered", "data_received"])
+async def server(request: pytest.FixtureRequest) -> AsyncIterator[RawServer]:
+    raw = RawServer(unbuffered=request.param == "data_received")
     await raw.start()
     try:
         yield raw
@@ -370,7 +408,7 @@ async def test_runs_on_the_loop_it_names(anyio_backend: tuple[str, dict[str, boo
 
 async def test_every_read_lands_in_the_same_reused_buffer(server: RawServer) -> None:
     ws, peer, received = await open_receiving(server)
-    buffers = {id(ws.get_buffer(-1)) for _ in range(3)}
+    buffers = {id(FastConnection.get_buffer(ws, -1)) for _ in range(3)}
     messages = [message(i, 20_000) for i in range(40)]  # 800 kB: several reads
 
     await peer.send(texts(messages))
@@ -378,8 +416,8 @@ async def test_every_read_lands_in_the_same_reused_buffer(server: RawServer) -> 
 
     assert received.messages == messages
     assert len(ws.read_ends) > 3
-    assert buffers == {id(ws.get_buffer(-1))}
-    assert len(ws.get_buffer(-1)) == READ_BUFFER_SIZE
+    assert buffers == {id(FastConnection.get_buffer(ws, -1))}
+    assert len(FastConnection.get_buffer(ws, -1)) == READ_BUFFER_SIZE
 
 
 async def test_frames_larger_than_the_read_buffer_delivered_whole(server: RawServer) -> None:
@@ -534,7 +572,7 @@ async def test_invalid_utf8_text_delivered_as_bytes_and_connection_stays_open(
     await settle(ws, peer)
 
     assert received.messages == ["before", b"\xff\xfe", b"caf\xc3", "after"]
-    assert ws.protocol.state is State.OPEN
+    assert ws.state is State.OPEN
     await peer.send(frame(OP_PING, b"still there") + text("later"))
     assert await peer.read_frame() == (OP_PONG, b"still there")
     await settle(ws, peer)
@@ -566,7 +604,7 @@ async def test_frame_over_max_size_fails_with_1009(server: RawServer, size: int,
     peer.close()
     await closed(ws)
     assert received.messages == before
-    exc = ws.protocol.close_exc
+    exc = ws.close_exc
     assert isinstance(exc, ConnectionClosedError)
     assert exc.sent is not None and exc.sent.code == 1009
 
@@ -617,7 +655,7 @@ async def test_close_from_server_answered_after_all_data(server: RawServer) -> N
     peer.close()
     await closed(ws)
     assert received.messages == messages
-    exc = ws.protocol.close_exc
+    exc = ws.close_exc
     assert isinstance(exc, ConnectionClosedOK)
     assert exc.rcvd is not None
     assert (exc.rcvd.code, exc.rcvd.reason) == (1000, "bye")
@@ -630,7 +668,7 @@ async def test_a_lost_connection_lets_go_of_its_read_buffer(server: RawServer, h
     ws, peer, received = await open_receiving(server)
     await peer.send(texts(["before"]))
     await settle(ws, peer)
-    assert len(ws.get_buffer(-1)) == READ_BUFFER_SIZE
+    assert len(FastConnection.get_buffer(ws, -1)) == READ_BUFFER_SIZE
 
     if how == "close":
         await peer.send(frame(OP_CLOSE, close_payload(1000)))
@@ -643,7 +681,7 @@ async def test_a_lost_connection_lets_go_of_its_read_buffer(server: RawServer, h
     await closed(ws)
 
     assert received.messages == ["before"]
-    assert len(ws.get_buffer(-1)) == 0
+    assert len(FastConnection.get_buffer(ws, -1)) == 0
 
 
 @pytest.mark.parametrize("how", ["eof", "reset"])
@@ -665,7 +703,7 @@ async def test_connection_lost_mid_frame_delivers_complete_frames_only(
 
     await closed(ws)
     assert received.messages == messages
-    exc = ws.protocol.close_exc
+    exc = ws.close_exc
     assert isinstance(exc, ConnectionClosedError)
     assert exc.rcvd is None
 
@@ -862,3 +900,267 @@ async def test_at_read_end_follows_the_messages_of_each_read(server: RawServer) 
     assert seen.count("|") == 1 + reads
     assert [m for m in seen if m != "|"] == ["a", "b", "c", "d", "e"]
     assert seen[-1] == "|"  # nothing handed over after the last read ended
+
+
+# -- the same as a plain websockets recv() loop ----------------------------------------------
+#
+# The reference: websockets' own asyncio client reading with recv() until the
+# connection closes. For each byte stream below, FastConnection must deliver the
+# same messages, in the same order, and end with the same close codes. (One
+# deliberate difference is not in these streams: text that is not UTF-8 is
+# delivered as bytes, counted and skipped by the engine, where recv() fails the
+# connection with 1007; see test_invalid_utf8_text_delivered_as_bytes...)
+
+
+async def plain_recv_loop(server: RawServer, data: bytes, max_size: int | None) -> Outcome:
+    from websockets.asyncio.client import connect as plain_connect
+
+    ws = await plain_connect(
+        server.url, compression=None, ping_interval=None, max_size=max_size, open_timeout=WITHIN
+    )
+    peer = await server.accepted()
+    finishing = asyncio.ensure_future(finish(peer, data))
+    messages: list[Message] = []
+    with anyio.fail_after(WITHIN):
+        try:
+            while True:
+                messages.append(await ws.recv())
+        except ConnectionClosed as exc:
+            ended = exc
+        await finishing
+    return messages, close_codes(ended)
+
+
+async def fast_connection(
+    server: RawServer, data: bytes, max_size: int | None, cuts: Sequence[int]
+) -> Outcome:
+    ws, peer, received = await open_receiving(server, max_size=max_size)
+    finishing = asyncio.ensure_future(finish(peer, data, ws, cuts))
+    await closed(ws)
+    with anyio.fail_after(WITHIN):
+        await finishing
+    return received.messages, close_codes(ws.close_exc)
+
+
+Outcome = tuple[list[Message], tuple[int | None, int | None]]
+
+
+def close_codes(exc: ConnectionClosed) -> tuple[int | None, int | None]:
+    """(the code received, the code sent)."""
+    return (
+        None if exc.rcvd is None else exc.rcvd.code,
+        None if exc.sent is None else exc.sent.code,
+    )
+
+
+async def finish(
+    peer: Peer, data: bytes, ws: Recorder | None = None, cuts: Sequence[int] = ()
+) -> None:
+    """Write ``data`` (in pieces at ``cuts`` for a Recorder), then read the client's
+    frames until its close frame, and close the TCP connection."""
+    if ws is None or not cuts:
+        await peer.send(data)
+    else:
+        start = peer.written
+        bounds = [0, *sorted(cuts), len(data)]
+        for low, high in itertools.pairwise(bounds):
+            await peer.send(data[low:high])
+            # Each piece read before the next, unless the client closed meanwhile.
+            end = start + high
+            await ws.read_until(lambda end=end: ws.bytes_read >= end or ws.is_closing())
+    with anyio.fail_after(WITHIN):
+        while True:
+            try:
+                opcode, _ = await peer.read_frame()
+            except asyncio.IncompleteReadError:
+                break
+            if opcode == OP_CLOSE:
+                break
+    peer.close()
+
+
+def random_stream(seed: int) -> bytes:
+    """Text, binary, fragmented and control frames mixed, ending with a close frame."""
+    rng = random.Random(seed)
+    parts: list[bytes] = []
+    for index in range(rng.randrange(5, 40)):
+        kind = rng.choice(["text", "text", "text", "binary", "fragmented", "ping", "unicode"])
+        size = rng.choice([0, 1, 125, 126, rng.randrange(300), rng.randrange(65_530, 65_540)])
+        if kind == "text":
+            parts.append(text(message(index, size)))
+        elif kind == "unicode":
+            parts.append(text(f"<{index}> naïve café € 日本"))
+        elif kind == "binary":
+            parts.append(frame(OP_BINARY, rng.randbytes(size)))
+        elif kind == "ping":
+            parts.append(frame(OP_PING, rng.randbytes(rng.randrange(126))))
+        else:
+            payload = message(index, size).encode()
+            cut = rng.randrange(len(payload) + 1)
+            opcode = rng.choice([OP_TEXT, OP_BINARY])
+            parts.append(frame(opcode, payload[:cut], fin=False))
+            if rng.random() < 0.5:
+                parts.append(frame(OP_PING, b"between"))
+            parts.append(frame(OP_CONT, payload[cut:]))
+    parts.append(frame(OP_CLOSE, close_payload(1000, "done")))
+    return b"".join(parts)
+
+
+ENDINGS = {
+    "close 1000": frame(OP_CLOSE, close_payload(1000, "bye")),
+    "close 4001": frame(OP_CLOSE, close_payload(4001, "maintenance")),
+    "over max_size": text("x" * 70_000),
+    "masked": frame(OP_TEXT, b"masked", masked=True),
+    "rsv1": frame(OP_TEXT, b"deflated?", rsv1=True),
+    "text inside a fragmented message": frame(OP_TEXT, b"one", fin=False) + text("two"),
+    "continuation without a start": frame(OP_CONT, b"stray"),
+    "oversized ping": frame(OP_PING, b"p" * 126),
+    "fragmented ping": frame(OP_PING, b"p", fin=False),
+}
+
+
+@pytest.mark.parametrize("ending", ENDINGS.values(), ids=ENDINGS.keys())
+async def test_differential_endings_match_a_plain_recv_loop(
+    server: RawServer, ending: bytes
+) -> None:
+    data = texts(["before", message(1, 300)]) + frame(OP_PING, b"x") + ending + text("after")
+    expected = await plain_recv_loop(server, data, max_size=65_536)
+    assert await fast_connection(server, data, 65_536, cuts=()) == expected
+    start = len(data) - len(ending) - len(text("after"))
+    cuts = range(start - 3, min(start + 12, len(data)))  # byte by byte around its header
+    assert await fast_connection(server, data, 65_536, cuts=cuts) == expected
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_differential_random_streams_match_a_plain_recv_loop(
+    server: RawServer, seed: int
+) -> None:
+    data = random_stream(seed)
+    expected = await plain_recv_loop(server, data, max_size=2**20)
+    assert expected[1] == (1000, 1000)
+    assert await fast_connection(server, data, 2**20, cuts=()) == expected
+    rng = random.Random(seed)
+    cuts = sorted(rng.sample(range(1, len(data)), min(60, len(data) - 1)))
+    assert await fast_connection(server, data, 2**20, cuts=cuts) == expected
+
+
+# -- what our I/O adds around websockets' protocol ---------------------------------------------
+
+
+async def scripted_server(
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any],
+) -> tuple[asyncio.Server, str]:
+    """A TCP server on 127.0.0.1 port 0 that runs ``handler`` per connection."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    return server, f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+
+
+async def test_keepalive_pings_and_aborts_when_a_pong_is_late(server: RawServer) -> None:
+    ws, peer = await server.open(ping_interval=0.05, ping_timeout=0.5)
+    for _ in range(3):  # answered: the connection stays
+        opcode, payload = await peer.read_frame()
+        assert opcode == OP_PING and len(payload) == 4
+        await peer.send(frame(OP_PONG, payload))
+    assert ws.state is State.OPEN
+    opcode, _ = await peer.read_frame()  # not answered
+    assert opcode == OP_PING
+    await closed(ws)
+    assert ws.keepalive_timed_out
+
+
+async def test_a_pong_with_another_payload_does_not_count(server: RawServer) -> None:
+    ws, peer = await server.open(ping_interval=0.05, ping_timeout=0.3)
+    _, payload = await peer.read_frame()
+    await peer.send(frame(OP_PONG, payload[::-1] + b"!"))
+    await closed(ws)
+    assert ws.keepalive_timed_out
+
+
+async def test_open_timeout_bounds_a_handshake_that_is_never_answered() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # reads the request, never answers, until the client aborts
+        writer.close()  # (Python 3.12's Server.wait_closed() waits for every connection)
+
+    tcp, url = await scripted_server(silent)
+    async with tcp:
+        with anyio.fail_after(WITHIN), pytest.raises(asyncio.TimeoutError):
+            await connect(ConnectionOptions(url, open_timeout=0.2))
+
+
+def answer(status: str, headers: str = "") -> Callable[..., Any]:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(f"HTTP/1.1 {status}\r\n{headers}Content-Length: 0\r\n\r\n".encode())
+        await writer.drain()
+        writer.close()
+
+    return handler
+
+
+async def test_a_refused_handshake_raises_invalid_status() -> None:
+    tcp, url = await scripted_server(answer("503 Service Unavailable"))
+    async with tcp:
+        with anyio.fail_after(WITHIN), pytest.raises(InvalidStatus) as refused:
+            await connect(ConnectionOptions(url))
+    assert refused.value.response.status_code == 503
+
+
+async def test_redirects_are_followed(server: RawServer) -> None:
+    tcp, url = await scripted_server(answer("302 Found", f"Location: {server.url}\r\n"))
+    async with tcp:
+        ws = await connect(ConnectionOptions(url + "stocks", ping_interval=None))
+    server.clients.append(ws)
+    peer = await server.accepted()
+    await peer.send(text("redirected"))
+    with anyio.fail_after(WITHIN):
+        assert await ws.next_message() == "redirected"
+
+
+@pytest.mark.parametrize(
+    ("location", "error"),
+    [("http://127.0.0.1:1/login", InvalidURI), ("self", SecurityError)],
+    ids=["not a WebSocket URL", "a redirect loop"],
+)
+async def test_bad_redirects_raise(location: str, error: type[Exception]) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        target = url if location == "self" else location
+        await answer("307 Temporary Redirect", f"Location: {target}\r\n")(reader, writer)
+
+    tcp, url = await scripted_server(handler)
+    async with tcp:
+        with anyio.fail_after(WITHIN), pytest.raises(error):
+            await connect(ConnectionOptions(url))
+
+
+async def test_close_aborts_when_the_server_never_closes_tcp(server: RawServer) -> None:
+    ws, peer = await server.open(close_timeout=0.2)
+    closing = asyncio.ensure_future(ws.close())
+    assert await peer.read_close() == (1000, "")
+    await peer.send(frame(OP_CLOSE, close_payload(1000)))  # answered, TCP left open
+    with anyio.fail_after(WITHIN):
+        await closing
+    assert isinstance(ws.close_exc, ConnectionClosedOK)
+
+
+async def test_send_waits_while_the_write_buffer_is_over_write_limit(server: RawServer) -> None:
+    ws, peer = await server.open(write_limit=1024)
+    big = "x" * 8_000_000  # more than the kernel's socket buffers take
+    sending = asyncio.ensure_future(ws.send(big))
+    await asyncio.sleep(0)
+    for _ in range(10):  # the server reads nothing: the send stays pending
+        await asyncio.sleep(0)
+    assert not sending.done()
+    opcode, payload = await peer.read_frame()  # reading lets it through
+    with anyio.fail_after(WITHIN):
+        await sending
+    assert (opcode, len(payload)) == (OP_TEXT, len(big))
+
+
+async def test_send_on_a_closed_connection_raises_connection_closed(server: RawServer) -> None:
+    ws, peer = await server.open()
+    await peer.send(frame(OP_CLOSE, close_payload(1001, "away")))
+    await peer.read_close()
+    peer.close()
+    await closed(ws)
+    with anyio.fail_after(WITHIN), pytest.raises(ConnectionClosedOK):
+        await ws.send("late")

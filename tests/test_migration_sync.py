@@ -130,10 +130,11 @@ def test_start_stream_thread_with_no_pings(live: SimulatorThread, off: Any) -> N
     handler = LastFrame()
     with StreamClient(KEY, "crypto", live.url, on_message=handler) as client:
         client.start_stream_thread(ping_interval=off, ping_timeout=off)
-        assert client._engine.options.ping_interval is None
-        assert client._engine.options.ping_timeout is None
         client.subscribe_crypto_trades(["BTC-USD"])
         wait_until(lambda: handler.state == "XT")
+        # The connections of this run were opened with the keepalive off.
+        assert client._engine._session_options.ping_interval is None
+        assert client._engine._session_options.ping_timeout is None
 
 
 def test_unlimited_reconnection_attempts_with_false(live: SimulatorThread) -> None:

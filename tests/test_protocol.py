@@ -9,7 +9,14 @@ import pytest
 
 from polygon.enums import StreamCluster, StreamHost
 from polygon.streaming import _protocol as proto
-from polygon.streaming.errors import ConfigurationError, InvalidSymbolError, PolygonStreamError
+from polygon.streaming.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    InvalidSymbolError,
+    MaxConnectionsError,
+    PolygonStreamError,
+    ServerDisconnectError,
+)
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -402,3 +409,57 @@ def test_may_hold_status_finds_a_status_anywhere(frame: str) -> None:
 )
 def test_may_hold_status_rules_out_data(frame: str) -> None:
     assert not proto.may_hold_status(frame)
+
+
+# -- status classification ---------------------------------------------------------------
+
+
+def status(name: str, message: str = "") -> dict[str, str]:
+    return {"ev": "status", "status": name, "message": message}
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        ("auth_failed", AuthenticationError),
+        ("auth_timeout", AuthenticationError),
+        ("max_connections", MaxConnectionsError),
+        ("force_disconnect", ServerDisconnectError),
+        ("slow_consumer", ServerDisconnectError),
+    ],
+)
+def test_session_ending_statuses_give_their_error(name: str, error: type[Exception]) -> None:
+    found = proto.session_ending_error(name, "why")
+    assert type(found) is error
+    assert (found.status, found.message) == (name, "why")
+    summary = proto.classify_statuses([{"ev": "T"}, status(name, "why")])
+    assert type(summary.session_end) is error
+    assert not summary.authenticated
+
+
+@pytest.mark.parametrize("name", ["connected", "auth_success", "success", "error", "info", ""])
+def test_other_statuses_do_not_end_the_session(name: str) -> None:
+    assert proto.session_ending_error(name, "") is None
+
+
+def test_classify_statuses_sorts_a_mixed_frame() -> None:
+    events = [
+        {"ev": "T", "sym": "AAPL"},
+        status("auth_success", "authenticated"),
+        status("error", "unknown topic"),
+        "not an event",
+        {"ev": "status"},
+        status("error", "another"),
+        status("force_disconnect", "first"),
+        status("max_connections", "last wins"),
+    ]
+    summary = proto.classify_statuses(events)
+    assert summary.authenticated
+    assert summary.server_errors == ("unknown topic", "another")
+    assert isinstance(summary.session_end, MaxConnectionsError)
+    assert summary.session_end.message == "last wins"
+
+
+def test_classify_statuses_of_data_is_the_empty_summary() -> None:
+    assert proto.classify_statuses([{"ev": "T"}, {"ev": "Q"}]) is proto.NO_STATUS
+    assert proto.classify_statuses([]) == proto.StatusSummary()

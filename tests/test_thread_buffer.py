@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 
 import orjson
@@ -183,7 +184,8 @@ def test_backpressure_holds_the_producer_until_the_consumer_makes_room() -> None
         buffer.put(frame(0, 10))
         assert not buffer.has_room()
         waiting = loop_thread.submit(buffer.wait_for_room())
-        with pytest.raises(TimeoutError):
+        # A concurrent future's own TimeoutError: the builtin one from 3.11 only.
+        with pytest.raises(concurrent.futures.TimeoutError):
             waiting.result(timeout=0.1)
         assert buffer.take_all(timeout=1) == [(frame(0, 10), "")]
         waiting.result(timeout=5)  # released by the consumer

@@ -103,3 +103,11 @@ def test_is_event_compares_only_the_code() -> None:
     assert not types.is_event(trade, types.StockQuoteEvent)
     assert not types.is_event({"sym": "AAPL"}, types.StockTradeEvent)
     assert types.is_event({"ev": "status"}, types.StatusEvent)
+
+
+def test_optional_keys_are_not_required_on_every_python() -> None:
+    # typing.TypedDict before 3.11 would count these NotRequired keys as required.
+    assert {"c", "trfi", "trft"} <= types.StockTradeEvent.__optional_keys__
+    assert not {"c", "trfi", "trft"} & types.StockTradeEvent.__required_keys__
+    assert {"ev", "sym", "p", "s", "t"} <= types.StockTradeEvent.__required_keys__
+    assert {"c", "i"} <= types.StockQuoteEvent.__optional_keys__

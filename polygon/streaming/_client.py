@@ -7,6 +7,7 @@ loop, or on a background thread) and how it hands events to user code.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Generator
 from typing import Any
 
@@ -74,8 +75,19 @@ class ClientBase:
     _engine: StreamEngine
     _sinks: list[Sink]
 
-    def _wire(self, config: ClientConfig, api_key: str, buffer: FrameSink) -> None:
-        """Build what every client has, from its checked configuration."""
+    def _wire(
+        self,
+        config: ClientConfig,
+        api_key: str,
+        buffer: FrameSink,
+        *,
+        lifecycle_level: int = logging.DEBUG,
+    ) -> None:
+        """Build what every client has, from its checked configuration.
+
+        ``lifecycle_level`` is the level of the engine's connect/login/reconnect
+        messages (the blocking client's ``enable_connection_logs`` raises it).
+        """
         self.cluster = config.cluster
         self.url = config.connection.url
         self._subscriptions = DesiredSubscriptions()
@@ -86,6 +98,7 @@ class ClientBase:
             self._subscriptions,
             buffer,
             reconnect_on_eviction=config.reconnect_on_eviction,
+            lifecycle_level=lifecycle_level,
         )
         self._sinks = []
 

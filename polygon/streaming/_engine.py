@@ -16,20 +16,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import orjson
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from polygon.streaming import _protocol as proto
 from polygon.streaming._backoff import STABLE_CONNECTION_SECONDS, Backoff
 from polygon.streaming._buffer import Batch, ConnectionEnded, OverflowPolicy
-from polygon.streaming._connection import FastConnection, Message, MessageHandler
+from polygon.streaming._connection import (
+    ConnectionOptions as ConnectionOptions,  # re-exported: the clients' configuration
+)
+from polygon.streaming._connection import (
+    FastConnection,
+    Keepalive,
+    Message,
+    MessageHandler,
+    connect,
+)
 from polygon.streaming._redact import RedactingLogger
 from polygon.streaming._subscriptions import DesiredSubscriptions
 from polygon.streaming.errors import (
@@ -37,7 +45,6 @@ from polygon.streaming.errors import (
     ConnectionLostError,
     MaxConnectionsError,
     ReconnectFailedError,
-    ServerDisconnectError,
     ServerStatusError,
     StreamClosedError,
     StreamConnectionError,
@@ -63,21 +70,7 @@ class FrameSink(Protocol):
     async def wait_for_room(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class ConnectionOptions:
-    """How to open the WebSocket; mapped onto websockets' ``connect`` options."""
-
-    url: str
-    ping_interval: float | None = 20.0
-    ping_timeout: float | None = 19.0
-    max_message_size: int | None = 16 * 2**20
-    max_memory_queue: int | None = 32
-    write_limit: int = 2**16
-    open_timeout: float | None = 10.0
-    close_timeout: float | None = 5.0
-
-
-@dataclass
+@dataclasses.dataclass
 class EngineStats:
     """Counters kept by the engine (frames, not events)."""
 
@@ -88,11 +81,6 @@ class EngineStats:
     connections: int = 0
     reconnects: int = 0
     failed_attempts: int = 0
-
-
-async def _ping_pong(ws: FastConnection) -> None:
-    pong = await ws.ping()
-    await pong
 
 
 class StreamEngine:
@@ -106,17 +94,23 @@ class StreamEngine:
         sink: FrameSink,
         *,
         reconnect_on_eviction: bool = False,
+        lifecycle_level: int = logging.DEBUG,
     ) -> None:
+        """Every option is given here; nothing is set on the engine afterwards.
+
+        ``lifecycle_level`` is the level of the connect/login/reconnect messages
+        (the blocking client's ``enable_connection_logs`` raises it to INFO).
+        """
         self.options = options
+        # The options of the connections opened now: run() may give its own keepalive.
+        self._session_options = options
         self.subscriptions = subscriptions
         self.sink = sink
         self.reconnect_on_eviction = reconnect_on_eviction
+        self.lifecycle_level = lifecycle_level
         self.stats = EngineStats()
         self.closed = False
         self.supervised = False
-        # The level of connect/login/reconnect messages (the blocking client's
-        # enable_connection_logs raises it to INFO).
-        self.lifecycle_level = logging.DEBUG
         self._ws: FastConnection | None = None
         self._live = False
         self._reader: asyncio.Task[None] | None = None
@@ -127,15 +121,13 @@ class StreamEngine:
         self._closing: set[asyncio.Task[None]] = set()
         self._ended: asyncio.Future[BaseException | None] | None = None
         self._session_end: ServerStatusError | None = None
-        # Why this end of the connection gave up on it (a keepalive ping unanswered).
-        self._loss_cause: ConnectionLostError | None = None
         self._connected_at = 0.0
         self._connect_lock = asyncio.Lock()
         self._send_lock = asyncio.Lock()
         self._closed_event = asyncio.Event()
         # Called with every decoded frame on this loop, beside the buffer (sinks
         # that publish to a broker). They must not block; see _offer_to_taps.
-        self.taps: list[Callable[[Batch, str | None], None]] = []
+        self._taps: list[Callable[[Batch, str | None], None]] = []
         self.set_api_key(api_key)
 
     def __repr__(self) -> str:
@@ -146,6 +138,10 @@ class StreamEngine:
     def is_connected(self) -> bool:
         """Authenticated, with the desired subscriptions sent."""
         return self._live
+
+    def add_tap(self, tap: Callable[[Batch, str | None], None]) -> None:
+        """Offer every decoded frame to ``tap`` too, on this loop (a sink's ``offer``)."""
+        self._taps.append(tap)
 
     def set_api_key(self, api_key: str) -> None:
         """Use ``api_key`` from the next login; websockets' log lines are redacted for it."""
@@ -173,7 +169,7 @@ class StreamEngine:
             except asyncio.CancelledError:
                 # Cancelled by close_stream(): a polite close could wait close_timeout
                 # (5 s) for a server that is not answering the login either.
-                ws.transport.abort()
+                ws.abort()
                 raise
             except BaseException:
                 await self._discard(ws)
@@ -182,30 +178,21 @@ class StreamEngine:
             await self._replay(ws)
 
     async def _open(self) -> FastConnection:
-        opts = self.options
+        opts = self._session_options
         try:
-            ws = await connect(
-                opts.url,
-                # Keepalive is ours (see _keep_alive), not websockets'.
-                ping_interval=None,
-                ping_timeout=None,
-                max_size=opts.max_message_size,
-                max_queue=opts.max_memory_queue,
-                write_limit=opts.write_limit,
-                open_timeout=opts.open_timeout,
-                close_timeout=opts.close_timeout,
-                logger=self._ws_logger,
-                compression=None,
-                create_connection=FastConnection,
-            )
-            # connect() is typed with its base class; it built the one we asked for.
-            return cast(FastConnection, ws)
+            return await connect(opts, self._ws_logger)
         except InvalidStatus as exc:
             status = exc.response.status_code
             raise StreamConnectionError(
                 f"{opts.url} refused the connection: HTTP {status}"
             ) from exc
-        except (OSError, asyncio.TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
+        except (
+            OSError,
+            asyncio.TimeoutError,
+            InvalidHandshake,
+            InvalidURI,
+            ConnectionClosed,
+        ) as exc:
             raise StreamConnectionError(f"could not connect to {opts.url}: {exc!r}") from exc
 
     async def _login(self, ws: FastConnection) -> None:
@@ -232,23 +219,16 @@ class StreamEngine:
             # refusal included: it is put before the error is raised, so the handler
             # sees auth_failed just as it would mid-session.
             self.sink.put(events, frame)  # type: ignore[arg-type]
-            authenticated = False
-            for event in events:
-                if type(event) is not dict or event.get("ev") != "status":
-                    continue
-                status, message = proto.status_of(event)
-                if status == proto.STATUS_AUTH_SUCCESS:
-                    authenticated = True
-                elif status in proto.AUTH_FAILURES:
-                    raise AuthenticationError(status, message)
-            if authenticated:
+            statuses = proto.classify_statuses(events)
+            if isinstance(statuses.session_end, AuthenticationError):
+                raise statuses.session_end
+            if statuses.authenticated:
                 return
 
     def _start_reading(self, ws: FastConnection) -> None:
         loop = asyncio.get_running_loop()
         self._ws = ws
         self._session_end = None
-        self._loss_cause = None
         self._reader_failure = None
         self._ended = loop.create_future()
         self._connected_at = time.monotonic()
@@ -280,7 +260,7 @@ class StreamEngine:
         try:
             await asyncio.wait_for(ws.close(), self.options.close_timeout)
         except Exception:
-            ws.transport.abort()
+            ws.abort()
 
     # -- subscriptions -------------------------------------------------------------------
 
@@ -307,68 +287,34 @@ class StreamEngine:
 
     def _frame_handler(self, ws: FastConnection) -> tuple[MessageHandler, Callable[[], None]]:
         """What runs for every message of ``ws``, and after each read of it, inside
-        its read (``FastConnection.buffer_updated``).
+        its read (``FastConnection.buffer_updated``): it routes each frame to the
+        consumer raw or decoded, then applies backpressure.
 
-        The hot path: one decode, one put. It must not raise (a failure of ours
-        ends the connection with the error, which is reported and reconnected).
+        The hot path. It must not raise (a failure of ours ends the connection
+        with the error, which is reported and reconnected).
         """
-        sink = self.sink
-        put = sink.put
-        has_room = sink.has_room
-        taps = self.taps
+        has_room = self.sink.has_room
+        taps = self._taps
         stats = self.stats
-        loads = orjson.loads
         may_hold_status = proto.may_hold_status
-        decode = self._decode
-        put_raw_frames = sink.put_raw_frames if sink.decode_in_consumer else None
-        backpressure = sink.overflow == "backpressure"
-        # The plain data frames of the read in progress, handed over together at
-        # its end (one lock and one wake-up per read, not per frame), or before a
-        # frame that takes the other road, so the order stays. With backpressure,
-        # each is handed over at once: the buffer is checked frame by frame.
+        backpressure = self.sink.overflow == "backpressure"
+        raw_wanted = self.sink.decode_in_consumer
         raw: list[str] = []
-
-        def hand_over_raw() -> None:
-            put_raw_frames(raw)  # type: ignore[misc]
-            raw.clear()
+        hand_over_raw = self._raw_hand_over(raw)
+        decode_and_put = self._decoder(ws, hand_over_raw if raw_wanted else None)
 
         def on_frame(frame: Message) -> None:
             try:
                 text = frame if type(frame) is str else None
                 maybe_status = text is not None and may_hold_status(text)
-                if (
-                    put_raw_frames is not None
-                    and not taps
-                    and text is not None
-                    and not maybe_status
-                ):
+                if raw_wanted and text is not None and not maybe_status and not taps:
                     # A plain data frame for a consumer that decodes it itself.
                     stats.frames += 1
                     raw.append(text)
                     if backpressure:
-                        hand_over_raw()
+                        hand_over_raw()  # the buffer is checked frame by frame
                 else:
-                    if raw:
-                        hand_over_raw()
-                    # The common case inline (a text frame holding a list); anything
-                    # else goes through _decode, which counts and logs it.
-                    events: Any = None
-                    if text is not None:
-                        try:
-                            events = loads(text)
-                        except orjson.JSONDecodeError:
-                            events = None  # _decode counts and logs it
-                    if type(events) is list:
-                        stats.frames += 1
-                    else:
-                        events = decode(frame)
-                        if events is None:
-                            return
-                    if maybe_status and self._scan_status(events):
-                        self._close_soon(ws)
-                    put(events, frame)  # type: ignore[arg-type]
-                    if taps:
-                        self._offer_to_taps(events, text)
+                    decode_and_put(frame, maybe_status)
                 if backpressure and not has_room():
                     self._pause_reading(ws)
             except Exception as exc:  # a bug of ours: report it, never hide it
@@ -376,35 +322,80 @@ class StreamEngine:
 
         def at_read_end() -> None:
             try:
-                if raw:
-                    hand_over_raw()
+                hand_over_raw()
             except Exception as exc:
                 self._reader_failed(ws, exc)
 
         return on_frame, at_read_end
 
+    def _raw_hand_over(self, raw: list[str]) -> Callable[[], None]:
+        """What hands the plain data frames collected in ``raw`` to a consumer on
+        another thread that decodes them itself (``put_raw_frames``): the
+        reader's thread does less.
+
+        The frames of a read go over together at its end (one lock and one
+        wake-up per read, not per frame), or before a frame that takes the other
+        road, so the order stays.
+        """
+        put_raw_frames = self.sink.put_raw_frames
+
+        def hand_over() -> None:
+            if raw:
+                put_raw_frames(raw)
+                raw.clear()
+
+        return hand_over
+
+    def _decoder(
+        self, ws: FastConnection, hand_over_raw: Callable[[], None] | None
+    ) -> Callable[[Message, bool], None]:
+        """Decode a frame here, act on its statuses, put it in the buffer and
+        offer it to the taps (raw frames taken before it are handed over first)."""
+        stats = self.stats
+        put = self.sink.put
+        taps = self._taps
+        loads = orjson.loads
+        decode = self._decode
+
+        def decode_and_put(frame: Message, maybe_status: bool) -> None:
+            if hand_over_raw is not None:
+                hand_over_raw()
+            # The common case inline (a text frame holding a list); anything
+            # else goes through _decode, which counts and logs it.
+            events: Any = None
+            if type(frame) is str:
+                try:
+                    events = loads(frame)
+                except orjson.JSONDecodeError:
+                    events = None  # _decode counts and logs it
+            if type(events) is list:
+                stats.frames += 1
+            else:
+                events = decode(frame)
+                if events is None:
+                    return
+            if maybe_status and self._scan_status(events):
+                self._close_soon(ws)
+            put(events, frame)  # type: ignore[arg-type]
+            if taps:
+                self._offer_to_taps(events, frame if type(frame) is str else None)
+
+        return decode_and_put
+
     def _reader_failed(self, ws: FastConnection, exc: Exception) -> None:
         """A failure of ours while reading: end the connection with it."""
         logger.exception("the stream reader failed")
         self._reader_failure = exc
-        ws.transport.abort()
+        ws.abort()
 
     async def _read(self, ws: FastConnection, ended: asyncio.Future[BaseException | None]) -> None:
-        """Keep one connection alive and report its end; its frames come through
-        :meth:`_frame_handler`, outside this task."""
+        """Wait for one connection to end and report it; its frames come through
+        :meth:`_frame_handler`, outside this task (the connection keeps itself alive)."""
         error: BaseException | None = None
-        keepalive = None
-        if self.options.ping_interval is not None:
-            keepalive = asyncio.get_running_loop().create_task(
-                self._keep_alive(ws, self.options.ping_interval, self.options.ping_timeout),
-                name="polygon-stream-keepalive",
-            )
         try:
             await ws.wait_closed()
-            error = self._reader_failure or self._lost_error(ws.protocol.close_exc)
+            error = self._reader_failure or self._lost_error(ws)
         finally:
-            if keepalive is not None:
-                keepalive.cancel()
             if self._resuming is not None:
                 self._resuming.cancel()
             self._reader_done(ws, ended, error)
@@ -422,7 +413,7 @@ class StreamEngine:
             await self.sink.wait_for_room()
         finally:
             self._resuming = None
-        if not ws.transport.is_closing():
+        if not ws.is_closing():
             ws.resume_delivery()
 
     def _close_soon(self, ws: FastConnection) -> None:
@@ -432,35 +423,10 @@ class StreamEngine:
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    async def _keep_alive(self, ws: FastConnection, interval: float, timeout: float | None) -> None:
-        """Ping every ``interval`` s; abort the socket when a pong is ``timeout`` s late.
-
-        websockets' own keepalive, on a missing pong, sends a close frame and then
-        waits ``close_timeout`` for the silent peer to answer it: the loss was noticed
-        5 s after ``ping_interval + ping_timeout``. Aborting at once keeps that promise.
-        """
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                if timeout is None:
-                    await ws.ping()
-                else:
-                    # Sending is inside the timeout too: to a dead peer even the
-                    # ping's write can wait forever for the buffer to drain.
-                    await asyncio.wait_for(_ping_pong(ws), timeout)
-            except ConnectionClosed:
-                return
-            except asyncio.TimeoutError:
-                self._loss_cause = ConnectionLostError(
-                    f"{self.options.url} did not answer a keepalive ping within {timeout:g} s"
-                )
-                ws.transport.abort()
-                return
-
     def _offer_to_taps(self, events: list[Any], text: str | None) -> None:
         # A tap's failure is its own: it must never end the market-data stream.
         # The frame's text lets a sink publish the events without encoding them.
-        for tap in self.taps:
+        for tap in self._taps:
             try:
                 tap(events, text)
             except Exception:
@@ -493,31 +459,28 @@ class StreamEngine:
 
     def _scan_status(self, events: list[Any]) -> bool:
         """Note statuses that end the session; True if this connection should close."""
-        for event in events:
-            if type(event) is not dict or event.get("ev") != "status":
-                continue
-            status, message = proto.status_of(event)
-            if status == proto.STATUS_MAX_CONNECTIONS:
-                self._session_end = MaxConnectionsError(status, message)
-            elif status in (proto.STATUS_FORCE_DISCONNECT, proto.STATUS_SLOW_CONSUMER):
-                self._session_end = ServerDisconnectError(status, message)
-            elif status in proto.AUTH_FAILURES:
-                self._session_end = AuthenticationError(status, message)
-            elif status == proto.STATUS_ERROR:
-                self.stats.server_errors += 1
-                logger.warning("server error: %s", message)
+        statuses = proto.classify_statuses(events)
+        for message in statuses.server_errors:
+            self.stats.server_errors += 1
+            logger.warning("server error: %s", message)
+        if statuses.session_end is not None:
+            self._session_end = statuses.session_end
         if self._session_end is not None:
             logger.warning("server ended the session: %s", self._session_end)
             return True
         return False
 
-    def _lost_error(self, exc: ConnectionClosed) -> BaseException | None:
+    def _lost_error(self, ws: FastConnection) -> BaseException | None:
         if self._session_end is not None:
             return self._session_end
         if self.closed:
             return None
-        if self._loss_cause is not None:
-            return self._loss_cause
+        if ws.keepalive_timed_out:
+            return ConnectionLostError(
+                f"{self.options.url} did not answer a keepalive ping within "
+                f"{ws.options.ping_timeout:g} s"
+            )
+        exc = ws.close_exc
         received = exc.rcvd
         if received is None:
             sent = exc.sent
@@ -558,14 +521,23 @@ class StreamEngine:
 
     # -- the reconnect loop -----------------------------------------------------------
 
-    async def run(self, max_attempts: int | None, delay: float, reconnect: bool = True) -> None:
+    async def run(
+        self,
+        max_attempts: int | None,
+        delay: float,
+        reconnect: bool = True,
+        keepalive: Keepalive | None = None,
+    ) -> None:
         """Stay connected until closed; raise when giving up or on a fatal status.
 
         ``max_attempts`` consecutive failed connection attempts end the loop with
         :class:`ReconnectFailedError` (``None``: never give up). The count starts
         over once a connection authenticates. Without ``reconnect``, the first
-        failure or loss is raised as it is.
+        failure or loss is raised as it is. ``keepalive``, when given, is the
+        keepalive of the connections this run opens (the blocking client takes
+        it in ``start_stream_thread``); otherwise the options' is.
         """
+        self._use_keepalive(keepalive)
         backoff = Backoff(delay)
         failures = 0
         self.supervised = True
@@ -607,6 +579,14 @@ class StreamEngine:
             return
         finally:
             self.supervised = False
+
+    def _use_keepalive(self, keepalive: Keepalive | None) -> None:
+        options = self.options
+        if keepalive is not None:
+            options = dataclasses.replace(
+                options, ping_interval=keepalive.interval, ping_timeout=keepalive.timeout
+            )
+        self._session_options = options
 
     def _raise_if_fatal(self, error: BaseException | None) -> None:
         if isinstance(error, AuthenticationError):

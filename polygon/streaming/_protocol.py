@@ -6,12 +6,20 @@ Nothing here does I/O; every function is tested directly.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from polygon.enums import StreamCluster, StreamHost
-from polygon.streaming.errors import ConfigurationError, InvalidSymbolError
+from polygon.streaming.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    InvalidSymbolError,
+    MaxConnectionsError,
+    ServerDisconnectError,
+    ServerStatusError,
+)
 
 # What the ``symbols`` argument of every subscribe/unsubscribe method accepts.
 Symbols = str | Sequence[str] | None
@@ -210,6 +218,52 @@ SESSION_ENDING = frozenset({STATUS_MAX_CONNECTIONS, STATUS_FORCE_DISCONNECT, STA
 def status_of(event: dict[str, Any]) -> tuple[str, str]:
     """``(status, message)`` of a status event, as strings."""
     return str(event.get("status", "")), str(event.get("message", ""))
+
+
+def session_ending_error(status: str, message: str) -> ServerStatusError | None:
+    """The error a status ends the session with; None for a status that does not."""
+    if status == STATUS_MAX_CONNECTIONS:
+        return MaxConnectionsError(status, message)
+    if status in (STATUS_FORCE_DISCONNECT, STATUS_SLOW_CONSUMER):
+        return ServerDisconnectError(status, message)
+    if status in AUTH_FAILURES:
+        return AuthenticationError(status, message)
+    return None
+
+
+@dataclass(frozen=True)
+class StatusSummary:
+    """What the status events of one frame mean for the session."""
+
+    # An auth_success is among them.
+    authenticated: bool = False
+    # The error of the last status that ends the session, if any.
+    session_end: ServerStatusError | None = None
+    # The messages of "error" statuses (a bad request; the session goes on).
+    server_errors: tuple[str, ...] = ()
+
+
+NO_STATUS = StatusSummary()
+
+
+def classify_statuses(events: Iterable[Any]) -> StatusSummary:
+    """Sort the status events among ``events`` (anything else is skipped)."""
+    authenticated = False
+    session_end: ServerStatusError | None = None
+    server_errors: list[str] = []
+    for event in events:
+        if type(event) is not dict or event.get("ev") != "status":
+            continue
+        status, message = status_of(event)
+        if status == STATUS_AUTH_SUCCESS:
+            authenticated = True
+        elif status == STATUS_ERROR:
+            server_errors.append(message)
+        else:
+            session_end = session_ending_error(status, message) or session_end
+    if not authenticated and session_end is None and not server_errors:
+        return NO_STATUS
+    return StatusSummary(authenticated, session_end, tuple(server_errors))
 
 
 def may_hold_status(frame: str) -> bool:

@@ -5,6 +5,14 @@ The blocking client runs the engine here. Other threads call into it with
 loop's own thread (waiting there for the loop would wait forever).
 :func:`asyncio.run` is never used, so this works beside any other loop, as in
 notebooks and async applications.
+
+anyio's ``start_blocking_portal`` does the same job and was measured in its
+place (2026-12-02, Python 3.11, a no-op coroutine called from another thread):
+about 260 µs per ``portal.call`` (420 µs with a timeout, through
+``start_task_soon(...).result(timeout)``) against 125 µs for :meth:`LoopThread.call`,
+and 49 ms to start against 1 ms. Its ``call`` has no timeout, which every
+cross-thread call here needs. So this class stays, and anyio is no runtime
+dependency (the tests use its pytest plugin).
 """
 
 from __future__ import annotations

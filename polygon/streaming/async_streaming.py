@@ -426,7 +426,7 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         """
         self._attach_sink(sink)
         await sink.start()
-        self._engine.taps.append(sink.offer)
+        self._engine.add_tap(sink.offer)
         self._sinks.append(sink)
 
     # -- connection control --------------------------------------------------------------

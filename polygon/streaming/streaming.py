@@ -58,6 +58,7 @@ from polygon.streaming._config import (
     resolve_api_key,
     seconds_option,
 )
+from polygon.streaming._connection import Keepalive
 from polygon.streaming._dispatch import SyncHandler, check_handler, is_async_callable
 from polygon.streaming._protocol import Symbols
 from polygon.streaming._subscriptions import Request, commit
@@ -228,10 +229,14 @@ class StreamClient(ClientBase, SyncStreamMethods):
             defer_wakeups=True,
             decode_in_consumer=True,
         )
-        self._wire(config, key, self._buffer)
+        self._wire(
+            config,
+            key,
+            self._buffer,
+            lifecycle_level=logging.INFO if enable_connection_logs else logging.DEBUG,
+        )
         self._handlers.error_hook = self._handler_error
         self.on_message = on_message
-        self._engine.lifecycle_level = logging.INFO if enable_connection_logs else logging.DEBUG
         self._loop_thread = LoopThread("polygon-stream-loop")
         self._dispatcher: threading.Thread | None = None
         self._iterating = False
@@ -330,23 +335,22 @@ class StreamClient(ClientBase, SyncStreamMethods):
     def _start_loop(self, ping_interval: float | None, ping_timeout: float | None) -> None:
         if self._loop_thread.running:
             return
-        self._engine.options = dataclasses.replace(
-            self._engine.options, ping_interval=ping_interval, ping_timeout=ping_timeout
-        )
         self._loop_thread.start()
         # Sinks start first (the loop runs callbacks in order): none misses an event.
         for sink in self._sinks:
             self._loop_thread.submit(self._start_sink(sink))
-        self._loop_thread.submit(self._supervise())
+        self._loop_thread.submit(self._supervise(Keepalive(ping_interval, ping_timeout)))
 
     async def _start_sink(self, sink: Sink) -> None:
         await sink.start()
-        self._engine.taps.append(sink.offer)
+        self._engine.add_tap(sink.offer)
 
-    async def _supervise(self) -> None:
+    async def _supervise(self, keepalive: Keepalive) -> None:
         retry = self._retry
         try:
-            await self._engine.run(retry.max_attempts, retry.delay, reconnect=self._reconnect)
+            await self._engine.run(
+                retry.max_attempts, retry.delay, reconnect=self._reconnect, keepalive=keepalive
+            )
         except Exception as exc:
             self._buffer.put_marker(StreamFailed(exc))
 

@@ -21,9 +21,11 @@ noted. Some fields are only present sometimes (marked "optional").
 """
 
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypedDict, TypeGuard, TypeVar, Union
+from typing import Any, Literal, TypeGuard, TypeVar, Union
 
-from typing_extensions import NotRequired
+# Both from typing_extensions: before Python 3.11, typing.TypedDict does not know
+# NotRequired and counts every such key as required.
+from typing_extensions import NotRequired, TypedDict
 
 # -- status ----------------------------------------------------------------------------
 

@@ -355,6 +355,11 @@ class MarketSimulator:
         while self._hanging and not self._stopping and not connection.transport.is_closing():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), 0.05)
+        if connection.transport.is_closing():
+            # The client gave up on the hung handshake. websockets before 17 would
+            # still send the response on the closed connection and log the failed
+            # assertion at ERROR; ending the handshake as cancelled closes it quietly.
+            raise asyncio.CancelledError
         if self._refusing or self._stopping:
             return _reject(connection, http.HTTPStatus.SERVICE_UNAVAILABLE, "Service Unavailable")
         if _cluster_for_path(request.path) is None:
