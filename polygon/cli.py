@@ -495,13 +495,23 @@ def build_parser() -> argparse.ArgumentParser:
     _tail_arguments(commands.add_parser("tail", help="print events from a stream"))
     _tail_arguments(commands.add_parser("demo", help="tail the local simulator"), demo=True)
     simulate = commands.add_parser("simulate", help="run the local market simulator")
-    simulate.add_argument("--host", "--bind", dest="host", default="127.0.0.1")
-    simulate.add_argument("--port", type=int, default=8765)
+    simulate.add_argument(
+        "--host",
+        "--bind",
+        dest="host",
+        default="127.0.0.1",
+        help="the address to listen on (default 127.0.0.1: this machine only)",
+    )
+    simulate.add_argument(
+        "--port", type=int, default=8765, help="the port to listen on (default 8765; 0: any free)"
+    )
     simulate.add_argument(
         "--rate", type=float, default=100.0, help="trades and quotes per symbol per market second"
     )
     add_clock_arguments(simulate)
-    simulate.add_argument("--batch-size", type=int, default=10)
+    simulate.add_argument(
+        "--batch-size", type=int, default=10, help="the most events sent in one frame (default 10)"
+    )
     simulate.add_argument("--seed", type=int, help="make the generated data repeatable")
     simulate.add_argument(
         "--key", action="append", help="accept only this API key (repeatable; default: any)"

@@ -321,8 +321,7 @@ def _entries_without_help(text: str) -> list[str]:
     return missing
 
 
-# simulate's options belong to the simulator's own work (issue 8's --speed/--start).
-@pytest.mark.parametrize("command", [[], ["tail"], ["demo"], ["replay"]])
+@pytest.mark.parametrize("command", [[], ["tail"], ["demo"], ["replay"], ["simulate"], ["publish"]])
 def test_every_option_has_help_text(command: list[str]) -> None:
     parser = build_parser()
     text = subprocess.run(
