@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from _brokers import NatsServer, RedisServer
@@ -54,6 +55,26 @@ class Monitor:
     def check(self) -> None:
         assert self.most <= 1, f"{self.most} publishers were connected at once"
         assert self.sim.evictions == 0, f"{self.sim.evictions} evictions"
+
+
+@contextlib.asynccontextmanager
+async def watched(sim: MarketSimulator) -> AsyncIterator[Monitor]:
+    """A :class:`Monitor` for the block; at its end, never two connections, no eviction."""
+    monitor = Monitor(sim)
+    try:
+        yield monitor
+    finally:
+        await monitor.stop()
+    monitor.check()
+
+
+async def replaced(sim: MarketSimulator, session_id: int, within: float) -> None:
+    """Wait until a connection other than ``session_id`` is open."""
+    await sim.wait_for(
+        lambda: any(s.id != session_id for s in sim.sessions),
+        timeout=within,
+        what="another publisher's connection",
+    )
 
 
 class Publishers:

@@ -15,13 +15,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _brokers import NatsServer, RedisServer, running, until
-from _leaders import Monitor, Publishers, broker_events
+from _leaders import Publishers, broker_events, replaced, watched
 
 from polygon.streaming.errors import ConfigurationError
 from polygon.streaming.leader import (
@@ -36,26 +36,6 @@ from polygon.streaming.leader._lease import VALID_SHARE
 from polygon.streaming.simulator import MarketSimulator
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
-
-BROKERS = ("redis", "nats")
-
-
-@pytest.fixture(params=BROKERS)
-def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer | NatsServer]:
-    server = (
-        RedisServer(tmp_path / "redis")
-        if request.param == "redis"
-        else NatsServer(tmp_path / "nats")
-    )
-    with running(server) as started:
-        yield started
-
-
-@pytest.fixture
-async def market() -> AsyncIterator[MarketSimulator]:
-    """A simulator that generates trades, so a connected publisher has data to publish."""
-    async with MarketSimulator(rate=200, batch_size=5) as simulator:
-        yield simulator
 
 
 def lock_on(broker: RedisServer | NatsServer, name: str = "test", lease: float = 1.0) -> LeaderLock:
@@ -255,8 +235,7 @@ async def one_connected(sim: MarketSimulator, within: float = 20) -> None:
 async def test_kill_9_of_the_holder_hands_over_within_the_lease(
     publishers: Publishers, market: MarketSimulator, broker: RedisServer | NatsServer, count: int
 ) -> None:
-    monitor = Monitor(market)
-    try:
+    async with watched(market):
         for _ in range(count):
             publishers.start()
         await one_connected(market)
@@ -265,29 +244,20 @@ async def test_kill_9_of_the_holder_hands_over_within_the_lease(
         holder.kill()
         killed = time.monotonic()
         holder.wait(10)
-        await market.wait_for(
-            lambda: any(s.id != first_session for s in market.sessions),
-            timeout=publishers.lease + 5,
-            what="a new holder's connection",
-        )
+        await replaced(market, first_session, within=publishers.lease + 5)
         assert time.monotonic() - killed < publishers.lease + 5
         assert (await publishers.holder()) is not holder
         before = await broker_events(broker)
         deadline = time.monotonic() + 10
-        while (landed := await broker_events(broker)) <= before:
+        while await broker_events(broker) <= before:
             assert time.monotonic() < deadline, "no events reached the broker after the takeover"
             await asyncio.sleep(0.05)
-        assert landed > before
-    finally:
-        await monitor.stop()
-    monitor.check()
 
 
 async def test_sigterm_of_the_holder_hands_over_within_two_seconds(
     publishers: Publishers, market: MarketSimulator
 ) -> None:
-    monitor = Monitor(market)
-    try:
+    async with watched(market):
         publishers.start()
         publishers.start()
         await one_connected(market)
@@ -299,17 +269,10 @@ async def test_sigterm_of_the_holder_hands_over_within_two_seconds(
         first_session = market.sessions[0].id
         holder.send_signal(signal.SIGTERM)
         stopped = time.monotonic()
-        await market.wait_for(
-            lambda: any(s.id != first_session for s in market.sessions),
-            timeout=10,
-            what="the spare's connection",
-        )
+        await replaced(market, first_session, within=10)
         assert time.monotonic() - stopped < 2.0
         assert holder.wait(10) == 0
         assert "stopped" in publishers.log(holder)
-    finally:
-        await monitor.stop()
-    monitor.check()
 
 
 @pytest.mark.parametrize("outage", ["paused", "stopped"])
@@ -319,8 +282,7 @@ async def test_a_broker_gone_longer_than_the_lease_stops_every_publisher_then_re
     broker: RedisServer | NatsServer,
     outage: str,
 ) -> None:
-    monitor = Monitor(market)
-    try:
+    async with watched(market):
         publishers.start()
         publishers.start()
         await one_connected(market)
@@ -336,9 +298,6 @@ async def test_a_broker_gone_longer_than_the_lease_stops_every_publisher_then_re
             broker.resume() if outage == "paused" else broker.start()
         await one_connected(market, within=publishers.lease * 5 + 10)
         assert any("stepping down" in publishers.log(p) for p in publishers.procs)
-    finally:
-        await monitor.stop()
-    monitor.check()
 
 
 async def test_the_blocking_client_leads_and_is_fenced_too(

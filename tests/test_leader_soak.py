@@ -19,11 +19,10 @@ import random
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from _brokers import NatsServer, RedisServer, running
+from _brokers import NatsServer, RedisServer
 from _leaders import Monitor, Publishers
 
 from polygon.streaming.simulator import MarketSimulator
@@ -38,23 +37,6 @@ pytestmark = [
     pytest.mark.soak,
     pytest.mark.timeout(int(SOAK_SECONDS * 1.5) + 90),
 ]
-
-
-@pytest.fixture(params=("redis", "nats"))
-def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer | NatsServer]:
-    server: RedisServer | NatsServer
-    if request.param == "redis":
-        server = RedisServer(tmp_path / "redis")
-    else:
-        server = NatsServer(tmp_path / "nats")
-    with running(server) as started:
-        yield started
-
-
-@pytest.fixture
-async def market() -> AsyncIterator[MarketSimulator]:
-    async with MarketSimulator(rate=200, batch_size=5) as simulator:
-        yield simulator
 
 
 async def test_random_kills_never_overlap_nor_evict(
