@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import orjson
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from polygon.streaming import _protocol as proto
 from polygon.streaming._backoff import STABLE_CONNECTION_SECONDS, Backoff
@@ -123,6 +123,8 @@ class StreamEngine:
         self._session_end: ServerStatusError | None = None
         self._connected_at = 0.0
         self._connect_lock = asyncio.Lock()
+        # The opening in progress (connect()), which close() cancels.
+        self._opening: asyncio.Task[None] | None = None
         self._send_lock = asyncio.Lock()
         self._closed_event = asyncio.Event()
         # Called with every decoded frame on this loop, beside the buffer (sinks
@@ -153,7 +155,11 @@ class StreamEngine:
     # -- connecting ----------------------------------------------------------------------
 
     async def connect(self) -> None:
-        """Open, authenticate and replay the desired subscriptions (no-op if connected)."""
+        """Open, authenticate and replay the desired subscriptions (no-op if connected).
+
+        :meth:`close` aborts a connection being opened here at once: the call
+        raises :class:`StreamClosedError` and leaves no socket open.
+        """
         if self.closed:
             raise StreamClosedError("the stream was closed with close_stream()")
         async with self._connect_lock:
@@ -161,21 +167,42 @@ class StreamEngine:
                 if self.closed:
                     raise StreamClosedError("the stream was closed with close_stream()")
                 return
-            ws = await self._open()
+            # In a task of its own, so that close() can cancel the opening without
+            # cancelling the caller's task (which gets StreamClosedError instead).
+            opening = asyncio.get_running_loop().create_task(
+                self._open_and_login(), name="polygon-stream-connect"
+            )
+            self._opening = opening
             try:
-                await self._login(ws)
-                if self.closed:
-                    raise StreamClosedError("the stream was closed while connecting")
+                await asyncio.wait({opening})
             except asyncio.CancelledError:
-                # Cancelled by close_stream(): a polite close could wait close_timeout
-                # (5 s) for a server that is not answering the login either.
-                ws.abort()
+                opening.cancel()
+                await asyncio.gather(opening, return_exceptions=True)
                 raise
-            except BaseException:
-                await self._discard(ws)
-                raise
-            self._start_reading(ws)
-            await self._replay(ws)
+            finally:
+                self._opening = None
+            if opening.cancelled() or self.closed:
+                if not opening.cancelled() and opening.exception() is None:
+                    await self.disconnect()
+                raise StreamClosedError("the stream was closed while connecting")
+            opening.result()
+
+    async def _open_and_login(self) -> None:
+        ws = await self._open()
+        try:
+            await self._login(ws)
+            if self.closed:
+                raise StreamClosedError("the stream was closed while connecting")
+        except asyncio.CancelledError:
+            # Cancelled by close_stream(): a polite close could wait close_timeout
+            # (5 s) for a server that is not answering the login either.
+            ws.abort()
+            raise
+        except BaseException:
+            await self._discard(ws)
+            raise
+        self._start_reading(ws)
+        await self._replay(ws)
 
     async def _open(self) -> FastConnection:
         opts = self._session_options
@@ -186,19 +213,21 @@ class StreamEngine:
             raise StreamConnectionError(
                 f"{opts.url} refused the connection: HTTP {status}"
             ) from exc
-        except (
-            OSError,
-            asyncio.TimeoutError,
-            InvalidHandshake,
-            InvalidURI,
-            ConnectionClosed,
-        ) as exc:
+        except (OSError, asyncio.TimeoutError, WebSocketException, ValueError) as exc:
+            # Every error opening a connection can end in is a failed attempt: a
+            # refused or reset socket, a redirect to a non-WebSocket URL (captive
+            # portals), a malformed response. ValueError: a URL or port that
+            # cannot be parsed (urllib, websockets' URI parser).
             raise StreamConnectionError(f"could not connect to {opts.url}: {exc!r}") from exc
 
     async def _login(self, ws: FastConnection) -> None:
-        """Send the key and read frames until the server accepts or rejects it."""
-        await ws.send(proto.auth_frame(self._api_key))
+        """Send the key and read frames until the server accepts or rejects it.
+
+        A connection lost at any point of it (the server closing or resetting
+        right after the upgrade) is a failed attempt: StreamConnectionError.
+        """
         try:
+            await ws.send(proto.auth_frame(self._api_key))
             await asyncio.wait_for(self._await_auth(ws), self.options.open_timeout)
         except asyncio.TimeoutError as exc:
             raise StreamConnectionError(
@@ -614,4 +643,8 @@ class StreamEngine:
         """Close for good: the socket, the reader, and any reconnect loop. Idempotent."""
         self.closed = True
         self._closed_event.set()
+        opening = self._opening
+        if opening is not None and not opening.done():
+            opening.cancel()
+            await asyncio.gather(opening, return_exceptions=True)
         await self.disconnect()
