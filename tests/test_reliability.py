@@ -10,20 +10,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-from _harness import CLUSTER, KEY, publish_trades, serving, until
+from _harness import CLUSTER, KEY, publish_trades, serving, trades, until
 
-from polygon import AsyncStreamClient
+from polygon import AsyncStreamClient, StreamClient
 from polygon.streaming.errors import (
     ReconnectFailedError,
     StreamClosedError,
     StreamConnectionError,
 )
-from polygon.streaming.simulator import MarketSimulator
+from polygon.streaming.simulator import MarketSimulator, SimulatorThread
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
@@ -260,3 +261,191 @@ async def test_backpressure_with_a_stalled_handler_keeps_a_healthy_server(
     finally:
         await client.close_stream()
         await loop
+
+
+# -- defects 5-7: StreamClient, iter_messages beside start_stream_thread ---------------
+
+
+@pytest.fixture
+def sim_thread() -> Iterator[SimulatorThread]:
+    with SimulatorThread(rate=0, auth_timeout=5.0) as simulator:
+        yield simulator
+
+
+def publish_sync(sim: SimulatorThread, count: int, per_frame: int = 10) -> None:
+    """Publish ``count`` trades; frames for a session already closed are lost."""
+
+    async def publish_all() -> None:
+        for start in range(0, count, per_frame):
+            size = min(per_frame, count - start)
+            await sim.simulator.publish(CLUSTER, trades(sim.simulator, start, size))
+
+    sim.call(publish_all)
+
+
+def wait_until(predicate: Callable[[], object], within: float = 10.0, what: str = "") -> None:
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        time.sleep(0.005)
+
+
+def publish_once_iterating(
+    client: StreamClient, sim: SimulatorThread, count: int, per_frame: int = 10
+) -> threading.Thread:
+    """A thread that publishes ``count`` trades once an iterator is fed beside the
+    dispatcher thread (its buffer exists)."""
+
+    def publish() -> None:
+        wait_until(lambda: client._taps, what="the iterator's buffer")
+        publish_sync(sim, count, per_frame)
+
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    return publisher
+
+
+def thread_client(sim: SimulatorThread, **kwargs: Any) -> StreamClient:
+    return StreamClient(KEY, CLUSTER, host=sim.url, reconnection_delay=0.05, **kwargs)
+
+
+def iterate_beside_thread(
+    client: StreamClient, sim: SimulatorThread, count: int, slow: float
+) -> list[int]:
+    """Iterate beside start_stream_thread, slowly, until ``count`` events are seen or
+    received-and-dropped; the q of each event yielded."""
+    seen: list[int] = []
+    client.subscribe_stock_trades(["AAPL"], handler_function=lambda event: None)
+    client.start_stream_thread()
+    sim.wait_for(lambda: sim.simulator.subscriptions("stocks") == {"T.AAPL"})
+    publisher = publish_once_iterating(client, sim, count)
+    iterator = client.iter_messages(include_status=False)
+    try:
+        for event in iterator:
+            seen.append(event["q"])
+            if event["q"] == count - 1:
+                break
+            if len(seen) % 100 == 0:
+                time.sleep(slow)  # a consumer that falls behind
+            if len(seen) + client.stats.events_dropped >= count and event["q"] >= count - 1:
+                break
+    finally:
+        publisher.join(30)
+    return seen
+
+
+@pytest.mark.timeout(60)
+def test_every_drop_of_an_iterator_beside_the_thread_is_counted(
+    sim_thread: SimulatorThread,
+) -> None:
+    client = thread_client(sim_thread, max_buffered_events=100, overflow="drop_oldest")
+    try:
+        seen = iterate_beside_thread(client, sim_thread, 4000, slow=0.02)
+        assert seen[-1] == 3999  # drop_oldest keeps the newest
+        # Every event was yielded or counted as dropped (the dispatcher's buffer or
+        # the iterator's own).
+        assert len(seen) + client.stats.events_dropped >= 4000
+    finally:
+        client.close_stream()
+
+
+@pytest.mark.timeout(60)
+def test_backpressure_bounds_an_iterator_beside_the_thread(sim_thread: SimulatorThread) -> None:
+    client = thread_client(sim_thread, max_buffered_events=100, overflow="backpressure")
+    biggest = 0
+
+    def watch() -> None:
+        nonlocal biggest
+        while not client._is_closed():
+            for tap in list(client._taps):
+                biggest = max(biggest, tap.stats.backlog)
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        seen = iterate_beside_thread(client, sim_thread, 3000, slow=0.01)
+        assert seen == list(range(3000))  # backpressure loses nothing
+        assert client.stats.events_dropped == 0
+    finally:
+        client.close_stream()
+        watcher.join(10)
+    # The iterator's own buffer never held more than the limit (plus one frame).
+    assert biggest <= 100 + 10
+
+
+@pytest.mark.timeout(30)
+def test_nothing_is_yielded_after_close_stream(sim_thread: SimulatorThread) -> None:
+    client = thread_client(sim_thread)
+    client.subscribe_stock_trades(["AAPL"], handler_function=lambda event: None)
+    client.start_stream_thread()
+    sim_thread.wait_for(lambda: sim_thread.simulator.subscriptions("stocks") == {"T.AAPL"})
+    publisher = publish_once_iterating(client, sim_thread, 200, per_frame=20)
+    after_close: list[int] = []
+    closed = False
+    for event in client.iter_messages(include_status=False):
+        if closed:
+            after_close.append(event["q"])
+        if event["q"] == 3:  # mid-frame, with frames already taken behind it
+            client.close_stream()
+            closed = True
+    publisher.join(30)
+    assert closed
+    assert after_close == []
+
+
+@pytest.mark.timeout(30)
+def test_no_handler_runs_after_on_message_closed_the_stream(sim_thread: SimulatorThread) -> None:
+    client = thread_client(sim_thread)
+    after: list[str] = []
+    closed = threading.Event()
+
+    def on_message(c: StreamClient, raw: str) -> None:
+        if '"ev":"T"' in raw.replace(" ", ""):
+            c.close_stream()
+            closed.set()
+
+    client.on_message = on_message
+    client.add_batch_handler(lambda batch: after.append("batch") if closed.is_set() else None)
+    client.subscribe_stock_trades(
+        ["AAPL"], handler_function=lambda e: after.append("event") if closed.is_set() else None
+    )
+    client.start_stream_thread()
+    sim_thread.wait_for(lambda: sim_thread.simulator.subscriptions("stocks") == {"T.AAPL"})
+    publish_sync(sim_thread, 50)
+    wait_until(closed.is_set, what="on_message closed the stream")
+    client.close_stream()
+    assert after == []
+
+
+# -- defect 8: close_stream() ends handle_messages() while a handler is stuck ----------
+
+
+async def test_close_stream_ends_handle_messages_with_a_stuck_async_handler(
+    sim: MarketSimulator,
+) -> None:
+    client = AsyncStreamClient(KEY, CLUSTER, host=sim.url)
+    stuck = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def on_trade(event: dict[str, Any]) -> None:
+        stuck.set()
+        try:
+            await asyncio.Event().wait()  # never returns by itself
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    await client.subscribe_stock_trades(["AAPL"], handler_function=on_trade)
+    loop = asyncio.ensure_future(client.handle_messages(reconnect=True))
+    try:
+        await serving(sim, ["T.AAPL"])
+        await publish_trades(sim, 0, 10)
+        await until(stuck.is_set, what="the handler is stuck")
+        await client.close_stream()
+        # handle_messages() returned (None), the handler was cancelled.
+        assert await asyncio.wait_for(loop, 5.0) is None
+        assert cancelled.is_set()
+    finally:
+        loop.cancel()

@@ -194,9 +194,11 @@ class HandlerTable:
         ``explicit_only``: the caller shows every event elsewhere (an iterator),
         so only batch handlers and handlers set explicitly run.
         """
+        if self.stopped:
+            return
         if self.batch_handlers or explicit_only:
             await self.dispatch_batch_handlers(batch)
-            if self._explicit:
+            if self._explicit and not self.stopped:
                 await self._dispatch_explicit(batch)
             return
         lookup = self._table.get
@@ -220,10 +222,14 @@ class HandlerTable:
         iterator, a raw-frame callback), so only handlers set explicitly run.
         """
         fallback: SyncHandler | None
+        if self.stopped:
+            return  # close_stream() was called (maybe by the frame's on_message)
         if self.batch_handlers or explicit_only:
             for handler, _ in self.batch_handlers:
+                if self.stopped:
+                    return
                 self._call_batch(handler, batch)
-            if not self._explicit:
+            if not self._explicit or self.stopped:
                 return
             calls, fallback = self._explicit_calls, None
         else:

@@ -51,6 +51,10 @@ from polygon.streaming.sinks import Sink
 
 logger = logging.getLogger("polygon.streaming.async_streaming")
 
+# How long close_stream() lets a running handler finish before cancelling it
+# (so that handle_messages() returns even while a handler is stuck).
+HANDLER_GRACE_SECONDS = 1.0
+
 
 class AsyncStreamClient(ClientBase, AsyncStreamMethods):
     """Streams real-time market data from one cluster, on the caller's event loop.
@@ -146,6 +150,10 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         self._buffer = EventBuffer(config.max_buffered_events, config.overflow)
         self._wire(config, key, self._buffer)
         self._closed = False
+        # The task running handle_messages(reconnect=True), and whether
+        # close_stream() cancelled its stuck handler.
+        self._consumer: asyncio.Task[object] | None = None
+        self._handler_cancelled = False
         self._taps = Taps()
         # Events of a frame an iterator took but has not yielded yet (after a break).
         self._pending: deque[Event] = deque()
@@ -269,6 +277,22 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         return supervisor
 
     async def _run_supervised(self, options: ReconnectOptions) -> None:
+        self._consumer = asyncio.current_task()
+        try:
+            await self._consume_supervised(options)
+        except asyncio.CancelledError:
+            if not self._handler_cancelled:
+                raise
+            # close_stream() cancelled a handler stuck past the grace period:
+            # the loop ends as a closed loop does, by returning.
+            task = asyncio.current_task()
+            uncancel = getattr(task, "uncancel", None)  # Python 3.11+
+            if uncancel is not None:
+                uncancel()
+        finally:
+            self._consumer = None
+
+    async def _consume_supervised(self, options: ReconnectOptions) -> None:
         supervisor = self._start_supervisor(options)
         get = self._buffer.get
         error: BaseException | None = None
@@ -470,6 +494,22 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
             return False, str(exc)
         return True, f"reconnected to {self.url}"
 
+    async def _stop_consumer(self) -> None:
+        """Let a handle_messages() loop busy in a handler finish within
+        HANDLER_GRACE_SECONDS, then cancel the handler: the loop returns."""
+        consumer = self._consumer
+        if consumer is None or consumer is asyncio.current_task() or consumer.done():
+            return
+        await asyncio.wait({consumer}, timeout=HANDLER_GRACE_SECONDS)
+        if not consumer.done():
+            logger.warning(
+                "a handler was still running %.1f s after close_stream(); cancelling it",
+                HANDLER_GRACE_SECONDS,
+            )
+            self._handler_cancelled = True
+            consumer.cancel()
+            await asyncio.wait({consumer})
+
     async def close_stream(self) -> None:
         """Close the connection and stop :meth:`handle_messages` and iterators. Idempotent.
 
@@ -481,6 +521,7 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         self._buffer.close()
         self._taps.close()
         await self._engine.close()
+        await self._stop_consumer()
         if self._lanes is not None:
             await self._lanes.cancel()
         # After the engine: every event it read has been offered to the sinks.

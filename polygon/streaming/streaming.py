@@ -240,6 +240,13 @@ class StreamClient(ClientBase, SyncStreamMethods):
         self._loop_thread = LoopThread("polygon-stream-loop")
         self._dispatcher: threading.Thread | None = None
         self._iterating = False
+        # Drops of iterator buffers that are gone (stats keeps counting them).
+        self._retired_tap_drops = 0
+        # Set by close_stream() only (a failure stops the stream too, but its
+        # error is still raised by the iterators).
+        self._close_called = False
+        # The frames iter_messages() is yielding from, emptied by close_stream().
+        self._yielding: list[list[Event]] = []
         self._pending: Pending = deque()
         self._taps: list[ThreadEventBuffer] = []
         self._state_lock = threading.RLock()
@@ -277,7 +284,15 @@ class StreamClient(ClientBase, SyncStreamMethods):
         return self._closing
 
     def _buffer_stats(self) -> BufferStats:
-        return self._buffer.stats
+        # Every event dropped anywhere counts: the iterators' own buffers too
+        # (those fed beside start_stream_thread), also once they are gone.
+        stats = self._buffer.stats
+        with self._state_lock:
+            taps = list(self._taps)
+            stats.dropped += self._retired_tap_drops
+        for tap in taps:
+            stats.dropped += tap.stats.dropped
+        return stats
 
     # -- starting ------------------------------------------------------------------------
 
@@ -372,7 +387,8 @@ class StreamClient(ClientBase, SyncStreamMethods):
                     self._deliver(frame, bool(self._taps) or self._on_message is not None)
                     if self._taps:
                         for tap in tuple(self._taps):
-                            tap.put(*frame)
+                            # Waits for room with backpressure: the bound holds.
+                            tap.put_from_thread(*frame)
                 elif not self._on_marker(item):
                     return
 
@@ -441,7 +457,13 @@ class StreamClient(ClientBase, SyncStreamMethods):
         with self._consuming() as (frames, pending):
             if not include_status:
                 frames = _without_status(frames)
+            yielding = self._yielding
             for events in frames:
+                if self._close_called:
+                    return  # close_stream() in the loop body: nothing more
+                # close_stream() empties the frame being yielded, which ends
+                # the yield from below at once (no check of ours per event).
+                yielding.append(events)
                 rest = iter(events)
                 try:
                     # yield from: the iterator is resumed in C, not once per event
@@ -452,6 +474,11 @@ class StreamClient(ClientBase, SyncStreamMethods):
                     if remainder:
                         pending.appendleft(_Remainder(remainder))
                     raise
+                finally:
+                    with contextlib.suppress(ValueError):
+                        yielding.remove(events)
+            if self._close_called:
+                return
 
     def iter_batches(self, include_status: bool = True) -> Iterator[list[Event]]:
         """Yield the events of each frame as one list, starting the stream if needed.
@@ -490,6 +517,8 @@ class StreamClient(ClientBase, SyncStreamMethods):
             with self._state_lock:
                 if tap is not None:
                     self._taps.remove(tap)
+                    self._retired_tap_drops += tap.stats.dropped
+                    tap.close()  # a dispatcher waiting for its room goes on
                 else:
                     self._iterating = False
 
@@ -497,7 +526,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
         """Each frame's events in order, running callbacks first when consuming directly."""
         direct = tap is None
         source = self._buffer if tap is None else tap
-        while True:
+        while not self._close_called:  # frames taken before close_stream() are not yielded
             if not pending:
                 pending.extend(source.take_all())
                 continue
@@ -666,10 +695,13 @@ class StreamClient(ClientBase, SyncStreamMethods):
         with self._state_lock:
             already = self._closing
             self._closing = True
+            self._close_called = True
         self._handlers.stopped = True
         self._buffer.close()
         for tap in list(self._taps):
             tap.close()
+        for events in list(self._yielding):
+            events.clear()  # nothing more is yielded from a frame being yielded
         if not already:
             self._stop_engine()
         _interrupt.forget(self)
