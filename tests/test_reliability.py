@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -19,7 +20,9 @@ import pytest
 from _harness import CLUSTER, KEY, publish_trades, serving, trades, until
 
 from polygon import AsyncStreamClient, StreamClient
+from polygon.streaming._backoff import Backoff
 from polygon.streaming.errors import (
+    ConfigurationError,
     ReconnectFailedError,
     StreamClosedError,
     StreamConnectionError,
@@ -449,3 +452,78 @@ async def test_close_stream_ends_handle_messages_with_a_stuck_async_handler(
         assert cancelled.is_set()
     finally:
         loop.cancel()
+
+
+# -- the reconnect policy --------------------------------------------------------------
+
+
+async def test_twenty_quick_faults_each_recovered_within_a_second(sim: MarketSimulator) -> None:
+    """A feed dropped every time right after it delivered data: the backoff starts
+    over after each healthy connection, so no gap grows (before: 0.05 s doubling
+    per fault, 50 s by the twentieth)."""
+    client = AsyncStreamClient(KEY, CLUSTER, host=sim.url)
+    seen: list[int] = []
+    await client.subscribe_stock_trades(["AAPL"], handler_function=lambda e: seen.append(e["q"]))
+    loop = asyncio.ensure_future(
+        client.handle_messages(
+            reconnect=True, max_reconnection_attempts=None, reconnection_delay=0.05
+        )
+    )
+    try:
+        for fault in range(21):
+            # "Within a second" is the requirement; the margin is for a loaded box.
+            await serving(sim, ["T.AAPL"], within=1.0 + 2.0)
+            await publish_trades(sim, fault, 1)
+            await until(lambda: fault in seen, within=1.0 + 2.0, what=f"event {fault}")
+            if fault < 20:
+                assert sim.drop_connections() == 1
+                await until(lambda: client.stats.reconnects == fault + 1, what="the drop noticed")
+        assert client.stats.reconnects == 20
+        assert seen == list(range(21))
+    finally:
+        await client.close_stream()
+        await loop
+
+
+def test_the_backoff_grows_to_max_reconnection_delay_and_starts_over() -> None:
+    backoff = Backoff(0.5, max_delay=3.0, rng=lambda: 0.0)
+    assert [backoff.next_delay() for _ in range(6)] == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]
+    backoff.reset()
+    assert backoff.next_delay() == 0.5
+    # The default cap is a minute; a first delay above the cap wins over it.
+    assert Backoff(1.0, rng=lambda: 0.0).cap == 60.0
+    assert Backoff(90.0, max_delay=60.0).cap == 90.0
+
+
+@pytest.mark.parametrize("bad", [0, -1, "5", float("nan")])
+async def test_a_bad_max_reconnection_delay_is_refused(bad: object) -> None:
+    client = AsyncStreamClient(KEY, CLUSTER, host="ws://127.0.0.1:9")
+    with pytest.raises(ConfigurationError, match="max_reconnection_delay"):
+        await client.handle_messages(reconnect=True, max_reconnection_delay=bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="max_reconnection_delay"):
+        StreamClient(KEY, CLUSTER, host="ws://127.0.0.1:9", max_reconnection_delay=bad)  # type: ignore[arg-type]
+
+
+async def test_a_connection_that_ends_before_delivering_data_grows_the_backoff(
+    sim: MarketSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An auth-then-close loop (no data): each reconnect waits longer than the last."""
+    client = AsyncStreamClient(KEY, CLUSTER, host=sim.url)
+    await client.subscribe_stock_trades(["AAPL"], handler_function=lambda e: None)
+    caplog.set_level(logging.DEBUG, "polygon.streaming.engine")
+    loop = asyncio.ensure_future(client.handle_messages(reconnect=True, reconnection_delay=0.02))
+    try:
+        for _ in range(4):
+            await serving(sim, ["T.AAPL"])
+            sim.drop_connections()
+            await until(lambda: not client.is_connected)
+        pauses = [
+            float(r.getMessage().rsplit(" ", 2)[-2])
+            for r in caplog.records
+            if "before delivering data" in r.getMessage()
+        ]
+        assert len(pauses) >= 3
+        assert pauses == sorted(pauses) and pauses[-1] > pauses[0]
+    finally:
+        await client.close_stream()
+        await loop

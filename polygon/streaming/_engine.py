@@ -26,7 +26,7 @@ import orjson
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from polygon.streaming import _protocol as proto
-from polygon.streaming._backoff import STABLE_CONNECTION_SECONDS, Backoff
+from polygon.streaming._backoff import MAX_DELAY, STABLE_CONNECTION_SECONDS, Backoff
 from polygon.streaming._buffer import Batch, ConnectionEnded, OverflowPolicy
 from polygon.streaming._connection import (
     ConnectionOptions as ConnectionOptions,  # re-exported: the clients' configuration
@@ -81,6 +81,9 @@ class EngineStats:
     connections: int = 0
     reconnects: int = 0
     failed_attempts: int = 0
+    # Frames that may hold data (not only statuses): a connection that received
+    # one delivered data, which makes it healthy for the reconnect policy.
+    data_frames: int = 0
 
 
 class StreamEngine:
@@ -122,6 +125,7 @@ class StreamEngine:
         self._ended: asyncio.Future[BaseException | None] | None = None
         self._session_end: ServerStatusError | None = None
         self._connected_at = 0.0
+        self._data_frames_at_start = 0
         self._connect_lock = asyncio.Lock()
         # The opening in progress (connect()), which close() cancels.
         self._opening: asyncio.Task[None] | None = None
@@ -261,6 +265,7 @@ class StreamEngine:
         self._reader_failure = None
         self._ended = loop.create_future()
         self._connected_at = time.monotonic()
+        self._data_frames_at_start = self.stats.data_frames
         self.stats.connections += 1
         self.sink.discard_connection_markers()
         ws.deliver_messages(*self._frame_handler(ws))
@@ -336,6 +341,8 @@ class StreamEngine:
             try:
                 text = frame if type(frame) is str else None
                 maybe_status = text is not None and may_hold_status(text)
+                if not maybe_status:
+                    stats.data_frames += 1
                 if raw_wanted and text is not None and not maybe_status and not taps:
                     # A plain data frame for a consumer that decodes it itself.
                     stats.frames += 1
@@ -556,6 +563,7 @@ class StreamEngine:
         delay: float,
         reconnect: bool = True,
         keepalive: Keepalive | None = None,
+        max_delay: float = MAX_DELAY,
     ) -> None:
         """Stay connected until closed; raise when giving up or on a fatal status.
 
@@ -565,9 +573,16 @@ class StreamEngine:
         failure or loss is raised as it is. ``keepalive``, when given, is the
         keepalive of the connections this run opens (the blocking client takes
         it in ``start_stream_thread``); otherwise the options' is.
+
+        The reconnect policy (``docs/reliability.rst``): a connection that was
+        healthy (it delivered data, or stayed up ``STABLE_CONNECTION_SECONDS``)
+        is followed by an immediate attempt and the backoff starts over; a
+        failed attempt, or a connection that ended before delivering anything,
+        waits the next delay: ``delay * 2**n`` with jitter, capped at
+        ``max_delay``.
         """
         self._use_keepalive(keepalive)
-        backoff = Backoff(delay)
+        backoff = Backoff(delay, max_delay)
         failures = 0
         self.supervised = True
         try:
@@ -600,14 +615,26 @@ class StreamEngine:
                         raise error
                     return
                 self.stats.reconnects += 1
-                if time.monotonic() - self._connected_at >= STABLE_CONNECTION_SECONDS:
+                if self._was_healthy():
                     backoff.reset()
                 else:
-                    await self._pause(backoff.next_delay())
+                    pause = backoff.next_delay()
+                    logger.log(
+                        self.lifecycle_level,
+                        "the connection ended before delivering data; reconnecting in %.2f s",
+                        pause,
+                    )
+                    await self._pause(pause)
         except StreamClosedError:
             return
         finally:
             self.supervised = False
+
+    def _was_healthy(self) -> bool:
+        """Whether the connection that just ended delivered data or lived long."""
+        if self.stats.data_frames > self._data_frames_at_start:
+            return True
+        return time.monotonic() - self._connected_at >= STABLE_CONNECTION_SECONDS
 
     def _use_keepalive(self, keepalive: Keepalive | None) -> None:
         options = self.options

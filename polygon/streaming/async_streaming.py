@@ -190,6 +190,7 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         reconnect: bool = False,
         max_reconnection_attempts: int | Literal[False] | None = DEFAULT_MAX_RECONNECTION_ATTEMPTS,
         reconnection_delay: float = DEFAULT_RECONNECTION_DELAY,
+        max_reconnection_delay: float | None = None,
     ) -> None:
         """Receive events and call their handlers.
 
@@ -206,8 +207,11 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         With ``reconnect=True`` it runs until :meth:`close_stream` is called
         (from any coroutine, or a handler), reconnecting after every loss with
         exponential backoff and jitter, and sending the subscriptions again after
-        every reconnect. A lost connection that had been up for a while is
-        retried at once; the delays then start at ``reconnection_delay``. A loop
+        every reconnect. A lost connection that had delivered data (or been up
+        for 5 s) is retried at once and the backoff starts over; failed attempts,
+        and connections that end before delivering anything, wait
+        ``reconnection_delay``, then twice that, and so on up to
+        ``max_reconnection_delay`` (see :ref:`reconnect-policy`). A loop
         ended by :meth:`close_stream` returns ``None``, also when the close came
         before the loop got to run (a task created just before the close).
 
@@ -216,7 +220,9 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
             after which the loop gives up; the count starts over once a
             connection authenticates. ``None`` or ``False`` retries forever.
         :param reconnection_delay: the first backoff delay, in seconds (floats
-            allowed); each further failure doubles it, up to a minute.
+            allowed); each further failure doubles it.
+        :param max_reconnection_delay: the longest backoff delay, in seconds;
+            ``None``: the default, 60.
         :raises ~polygon.streaming.errors.AuthenticationError: the key was
             rejected; never retried.
         :raises ~polygon.streaming.errors.MaxConnectionsError: another
@@ -236,7 +242,9 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
             self._check_open()
             await self._handle_one_frame()
             return
-        options = reconnect_options(max_reconnection_attempts, reconnection_delay)
+        options = reconnect_options(
+            max_reconnection_attempts, reconnection_delay, max_reconnection_delay
+        )
         if self._closed:
             return
         await self._run_supervised(options)
@@ -269,7 +277,7 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         supervisor = self._supervisor
         if supervisor is None or supervisor.done():
             supervisor = asyncio.get_running_loop().create_task(
-                self._engine.run(options.max_attempts, options.delay),
+                self._engine.run(options.max_attempts, options.delay, max_delay=options.max_delay),
                 name="polygon-stream-supervisor",
             )
             supervisor.add_done_callback(self._on_supervisor_done)

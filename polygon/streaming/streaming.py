@@ -134,6 +134,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
             DEFAULT_THREAD_MAX_RECONNECTION_ATTEMPTS
         ),
         reconnection_delay: float = DEFAULT_THREAD_RECONNECTION_DELAY,
+        max_reconnection_delay: float | None = None,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         max_memory_queue: int | None = DEFAULT_MAX_MEMORY_QUEUE,
         write_limit: int = DEFAULT_WRITE_LIMIT,
@@ -173,7 +174,11 @@ class StreamClient(ClientBase, SyncStreamMethods):
             :class:`~polygon.streaming.errors.ReconnectFailedError` (default 10;
             ``None`` or ``False`` retries forever).
         :param reconnection_delay: the first backoff delay in seconds (default 2),
-            doubled per failure up to a minute, with jitter.
+            doubled per failure, with jitter. A connection that delivered data
+            is followed by an immediate attempt and the backoff starts over (see
+            :ref:`reconnect-policy`).
+        :param max_reconnection_delay: the longest backoff delay, in seconds;
+            ``None``: the default, 60. :meth:`start_stream_thread` may set it too.
         :param max_message_size: the largest frame accepted, in bytes.
         :param max_memory_queue: frames that may wait while the client logs in
             before it stops reading the socket until they are read. Once logged
@@ -208,7 +213,9 @@ class StreamClient(ClientBase, SyncStreamMethods):
             overflow=overflow,
             reconnect_on_eviction=reconnect_on_eviction,
         )
-        retry = reconnect_options(max_reconnection_attempts, reconnection_delay)
+        retry = reconnect_options(
+            max_reconnection_attempts, reconnection_delay, max_reconnection_delay
+        )
         # Checked here: a bad value would otherwise surface later, in another thread.
         seconds_option("call_timeout", call_timeout, allow_none=False)
         for name, callback in (
@@ -302,6 +309,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
         ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
         ping_payload: str = "",
         skip_utf8_validation: bool = True,
+        max_reconnection_delay: float | None = None,
     ) -> None:
         """Start the stream on its background threads, and return at once.
 
@@ -323,6 +331,8 @@ class StreamClient(ClientBase, SyncStreamMethods):
             client; websockets sends its own keepalive payloads.
         :param skip_utf8_validation: accepted for compatibility; websockets
             always validates text frames.
+        :param max_reconnection_delay: the longest backoff delay, in seconds;
+            ``None`` keeps the client's (default 60).
         :raises RuntimeError: :meth:`iter_messages` is consuming the stream.
         :raises ~polygon.streaming.errors.ConfigurationError: ``ping_interval`` or
             ``ping_timeout`` is not a number of seconds >= 0 or ``None``.
@@ -331,6 +341,9 @@ class StreamClient(ClientBase, SyncStreamMethods):
         # loop thread, where it would only fail the connection.
         ping_interval = keepalive_option("ping_interval", ping_interval)
         ping_timeout = keepalive_option("ping_timeout", ping_timeout)
+        if max_reconnection_delay is not None:
+            retry = self._retry
+            self._retry = reconnect_options(retry.max_attempts, retry.delay, max_reconnection_delay)
         with self._state_lock:
             self._check_open()
             if self._iterating:
@@ -364,7 +377,11 @@ class StreamClient(ClientBase, SyncStreamMethods):
         retry = self._retry
         try:
             await self._engine.run(
-                retry.max_attempts, retry.delay, reconnect=self._reconnect, keepalive=keepalive
+                retry.max_attempts,
+                retry.delay,
+                reconnect=self._reconnect,
+                keepalive=keepalive,
+                max_delay=retry.max_delay,
             )
         except Exception as exc:
             self._buffer.put_marker(StreamFailed(exc))
