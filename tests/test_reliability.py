@@ -474,10 +474,12 @@ async def test_twenty_quick_faults_each_recovered_within_a_second(sim: MarketSim
             # "Within a second" is the requirement; the margin is for a loaded box.
             await serving(sim, ["T.AAPL"], within=1.0 + 2.0)
             await publish_trades(sim, fault, 1)
-            await until(lambda: fault in seen, within=1.0 + 2.0, what=f"event {fault}")
+            await until(lambda n=fault: n in seen, within=1.0 + 2.0, what=f"event {fault}")
             if fault < 20:
                 assert sim.drop_connections() == 1
-                await until(lambda: client.stats.reconnects == fault + 1, what="the drop noticed")
+                await until(
+                    lambda n=fault: client.stats.reconnects == n + 1, what="the drop noticed"
+                )
         assert client.stats.reconnects == 20
         assert seen == list(range(21))
     finally:
