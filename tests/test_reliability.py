@@ -23,7 +23,9 @@ from polygon import AsyncStreamClient, StreamClient
 from polygon.streaming._backoff import Backoff
 from polygon.streaming.errors import (
     ConfigurationError,
+    PolygonStreamError,
     ReconnectFailedError,
+    SlowConsumerWarning,
     StreamClosedError,
     StreamConnectionError,
 )
@@ -529,3 +531,67 @@ async def test_a_connection_that_ends_before_delivering_data_grows_the_backoff(
     finally:
         await client.close_stream()
         await loop
+
+
+# -- drops are reported, not only counted ------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_stream_client_reports_drops_to_on_error_and_the_log(
+    sim_thread: SimulatorThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    reports: list[BaseException] = []
+    release = threading.Event()
+
+    def on_trade(event: dict[str, Any]) -> None:
+        release.wait(10)  # stalls until the buffer overflowed
+
+    client = thread_client(
+        sim_thread, max_buffered_events=20, on_error=lambda c, e: reports.append(e)
+    )
+    caplog.set_level(logging.WARNING, "polygon.streaming.drops")
+    try:
+        client.subscribe_stock_trades(["AAPL"], handler_function=on_trade)
+        client.start_stream_thread()
+        sim_thread.wait_for(lambda: sim_thread.simulator.subscriptions("stocks") == {"T.AAPL"})
+        publish_sync(sim_thread, 500)
+        wait_until(lambda: client.stats.events_dropped > 0, what="drops")
+        release.set()
+        wait_until(lambda: reports, what="a report")
+    finally:
+        release.set()
+        client.close_stream()
+    warning = reports[0]
+    assert isinstance(warning, SlowConsumerWarning) and isinstance(warning, PolygonStreamError)
+    assert warning.dropped > 0 and warning.total_dropped >= warning.dropped
+    assert warning.limit == 20
+    assert any("events dropped" in r.getMessage() for r in caplog.records)
+    assert len(reports) == 1  # rate-limited: one report per interval
+
+
+async def test_async_client_reports_drops_to_its_error_handlers(sim: MarketSimulator) -> None:
+    reports: list[PolygonStreamError] = []
+    release = asyncio.Event()
+
+    async def on_trade(event: dict[str, Any]) -> None:
+        await release.wait()
+
+    client = AsyncStreamClient(KEY, CLUSTER, host=sim.url, max_buffered_events=20)
+    client.add_error_handler(reports.append)
+    await client.subscribe_stock_trades(["AAPL"], handler_function=on_trade)
+    loop = asyncio.ensure_future(client.handle_messages(reconnect=True))
+    try:
+        await serving(sim, ["T.AAPL"])
+        await publish_trades(sim, 0, 500)
+        await until(lambda: client.stats.events_dropped > 0, what="drops")
+        release.set()
+        await until(lambda: reports, what="a report")
+    finally:
+        release.set()
+        await client.close_stream()
+        await loop
+    warning = reports[0]
+    assert isinstance(warning, SlowConsumerWarning)
+    assert warning.dropped > 0 and warning.limit == 20
+    with pytest.raises(TypeError):
+        client.add_error_handler("not callable")  # type: ignore[arg-type]

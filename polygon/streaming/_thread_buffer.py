@@ -107,6 +107,16 @@ class ThreadEventBuffer:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def dropped(self) -> int:
+        """Events dropped so far (cheap: no lock, no counting)."""
+        return self._stats.dropped
+
+    @property
+    def backlog(self) -> int:
+        """Events waiting (the counted ones; cheap: no lock)."""
+        return self._stats.backlog
+
     # -- producer side (the loop thread) ------------------------------------------
 
     @property

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 from typing import Literal
 
@@ -43,10 +45,11 @@ from polygon.streaming._config import (
     resolve_api_key,
 )
 from polygon.streaming._dispatch import Event, Handler
+from polygon.streaming._drops import DropReporter
 from polygon.streaming._lanes import HandlerLanes
 from polygon.streaming._protocol import Symbols
 from polygon.streaming._subscriptions import Request, commit
-from polygon.streaming.errors import PolygonStreamError
+from polygon.streaming.errors import PolygonStreamError, SlowConsumerWarning
 from polygon.streaming.sinks import Sink
 
 logger = logging.getLogger("polygon.streaming.async_streaming")
@@ -154,6 +157,9 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         # close_stream() cancelled its stuck handler.
         self._consumer: asyncio.Task[object] | None = None
         self._handler_cancelled = False
+        self._error_handlers: list[Callable[[PolygonStreamError], object]] = []
+        # Dropped events are reported (error handlers, a WARNING), not only counted.
+        self._drops = DropReporter(self._report_drops)
         self._taps = Taps()
         # Events of a frame an iterator took but has not yielded yet (after a break).
         self._pending: deque[Event] = deque()
@@ -181,7 +187,38 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         return self._closed
 
     def _buffer_stats(self) -> BufferStats:
-        return self._buffer.stats
+        # The iterators' own buffers drop events too: every drop counts.
+        stats = dataclasses.replace(self._buffer.stats)
+        stats.dropped += self._taps.dropped
+        return stats
+
+    def add_error_handler(self, handler: Callable[[PolygonStreamError], object]) -> None:
+        """Also call ``handler(error)`` with reports the stream goes on after.
+
+        Today: a :class:`~polygon.streaming.errors.SlowConsumerWarning` when
+        events were dropped because the consumer fell behind (at most one per
+        5 s, beside a WARNING log line), with the numbers. A plain function,
+        called on the event loop; what it raises is logged.
+
+        Example::
+
+            client.add_error_handler(lambda error: metrics.incr("dropped", error.dropped))
+        """
+        if not callable(handler):
+            raise TypeError(f"an error handler must be callable, got {handler!r}")
+        self._error_handlers.append(handler)
+
+    def _check_drops(self) -> None:
+        buffer = self._buffer
+        total = buffer.stats.dropped + self._taps.dropped
+        self._drops.check(total, buffer.stats.backlog, buffer.max_events)
+
+    def _report_drops(self, warning: SlowConsumerWarning) -> None:
+        for handler in tuple(self._error_handlers):
+            try:
+                handler(warning)
+            except Exception:
+                logger.exception("an error handler raised")
 
     # -- the stream ----------------------------------------------------------------------
 
@@ -255,6 +292,7 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         if not len(self._buffer) and not self._engine.is_connected:
             await self._engine.connect()
         item = await self._buffer.get()
+        self._check_drops()
         if type(item) is list:
             await self._dispatch(item)
         elif isinstance(item, (ConnectionEnded, StreamFailed)) and item.error is not None:
@@ -310,8 +348,10 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         self._taps.on_change = self._direct_allowed
         self._direct_allowed()
         try:
+            check_drops = self._check_drops
             while True:
                 item: Item = await get()
+                check_drops()
                 if type(item) is list:
                     await self._dispatch(item)
                 elif item is CLOSED:
@@ -402,6 +442,7 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
             ReconnectOptions(DEFAULT_MAX_RECONNECTION_ATTEMPTS, DEFAULT_RECONNECTION_DELAY)
         )
         item = await self._buffer.get()
+        self._check_drops()
         if type(item) is list:
             await self._handlers.dispatch(item, explicit_only=True)
         return item

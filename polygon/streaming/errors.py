@@ -13,10 +13,14 @@ means the same thing, it is mixed in, so ``except ValueError`` or
     ├── StreamConnectionError (ConnectionError)
     │   ├── ConnectionLostError              the connection dropped; has code and reason
     │   └── ReconnectFailedError             gave up after max_reconnection_attempts
-    └── ServerStatusError                    the server refused or ended the session
-        ├── AuthenticationError (PermissionError)   auth_failed, auth_timeout
-        ├── MaxConnectionsError              evicted by a newer connection on the same key
-        └── ServerDisconnectError            force_disconnect, slow_consumer
+    ├── ServerStatusError                    the server refused or ended the session
+    │   ├── AuthenticationError (PermissionError)   auth_failed, auth_timeout
+    │   ├── MaxConnectionsError              evicted by a newer connection on the same key
+    │   └── ServerDisconnectError            force_disconnect, slow_consumer
+    ├── SinkError (RuntimeError)             a broker sink failed or was misused
+    │   └── SinkConfigurationError (ValueError)   a bad sink argument
+    └── SlowConsumerWarning (ResourceWarning)     events were dropped: never raised,
+                                             handed to on_error / error handlers
 
 The API key never appears in any message: exceptions are built from server
 status text and close codes only.
@@ -108,6 +112,39 @@ class ServerDisconnectError(ServerStatusError):
     """The server ended the session (``force_disconnect``, ``slow_consumer``)."""
 
 
+class SinkError(PolygonStreamError, RuntimeError):
+    """A broker sink failed, or was used in a way it does not allow."""
+
+
+class SinkConfigurationError(SinkError, ValueError):
+    """A sink argument is invalid (an ``except ValueError`` catches it too)."""
+
+
+class SlowConsumerWarning(PolygonStreamError, ResourceWarning):
+    """Events were dropped because a consumer fell behind (a report, not raised).
+
+    Handed to ``on_error`` (:class:`~polygon.streaming.StreamClient`) or to the
+    error handlers of :class:`~polygon.streaming.AsyncStreamClient`
+    (``add_error_handler``), at most once per report interval, beside a WARNING
+    log line with the same numbers.
+
+    :ivar dropped: events dropped since the previous report.
+    :ivar total_dropped: events dropped since the client was created.
+    :ivar pending: events waiting in the client's buffer when reported.
+    :ivar limit: the buffer's limit (``max_buffered_events``).
+    """
+
+    def __init__(self, dropped: int, total_dropped: int, pending: int, limit: int) -> None:
+        super().__init__(
+            f"slow consumer: {dropped} events dropped ({total_dropped} in all); "
+            f"{pending} pending, limit {limit}"
+        )
+        self.dropped = dropped
+        self.total_dropped = total_dropped
+        self.pending = pending
+        self.limit = limit
+
+
 __all__ = [
     "AuthenticationError",
     "ConfigurationError",
@@ -118,6 +155,9 @@ __all__ = [
     "ReconnectFailedError",
     "ServerDisconnectError",
     "ServerStatusError",
+    "SinkConfigurationError",
+    "SinkError",
+    "SlowConsumerWarning",
     "StreamClosedError",
     "StreamConnectionError",
     "StreamNotAvailableError",

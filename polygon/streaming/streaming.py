@@ -60,6 +60,7 @@ from polygon.streaming._config import (
 )
 from polygon.streaming._connection import Keepalive
 from polygon.streaming._dispatch import SyncHandler, check_handler, is_async_callable
+from polygon.streaming._drops import DropReporter
 from polygon.streaming._protocol import Symbols
 from polygon.streaming._subscriptions import Request, commit
 from polygon.streaming._sync_methods import SyncStreamMethods
@@ -68,6 +69,7 @@ from polygon.streaming._thread_loop import LoopThread
 from polygon.streaming.errors import (
     ConnectionLostError,
     PolygonStreamError,
+    SlowConsumerWarning,
     StreamClosedError,
     StreamConnectionError,
 )
@@ -164,7 +166,9 @@ class StreamClient(ClientBase, SyncStreamMethods):
         :param on_error: ``on_error(client, error)``, called with exceptions raised
             by callbacks and handlers, with each lost connection (before the
             reconnect), and with the error that stops the stream. Without it, these
-            are logged.
+            are logged. It also gets a
+            :class:`~polygon.streaming.errors.SlowConsumerWarning` when events
+            were dropped (at most one per 5 s, beside a WARNING log line).
         :param enable_connection_logs: log connects, logins and reconnects at INFO on
             the ``polygon.streaming`` loggers (otherwise at DEBUG). Logging itself
             is configured by the application, never by the library.
@@ -252,6 +256,8 @@ class StreamClient(ClientBase, SyncStreamMethods):
         # Set by close_stream() only (a failure stops the stream too, but its
         # error is still raised by the iterators).
         self._close_called = False
+        # Dropped events are reported (on_error, a WARNING), not only counted.
+        self._drops = DropReporter(self._report_drops)
         # The frames iter_messages() is yielding from, emptied by close_stream().
         self._yielding: list[list[Event]] = []
         self._pending: Pending = deque()
@@ -300,6 +306,19 @@ class StreamClient(ClientBase, SyncStreamMethods):
         for tap in taps:
             stats.dropped += tap.stats.dropped
         return stats
+
+    def _check_drops(self) -> None:
+        """Report events dropped anywhere since the last report (rate-limited)."""
+        buffer = self._buffer
+        total = buffer.dropped + self._retired_tap_drops
+        for tap in tuple(self._taps):
+            total += tap.dropped
+        self._drops.check(total, buffer.backlog, buffer.max_events)
+
+    def _report_drops(self, warning: SlowConsumerWarning) -> None:
+        on_error = self.on_error
+        if on_error is not None:
+            on_error(self, warning)
 
     # -- starting ------------------------------------------------------------------------
 
@@ -391,6 +410,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
     def _dispatch_forever(self) -> None:
         buffer = self._buffer
         while True:
+            self._check_drops()
             for item in buffer.take_all():
                 if self._closing and item is not CLOSED:
                     continue  # closed while these were being taken: drop them
@@ -545,6 +565,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
         source = self._buffer if tap is None else tap
         while not self._close_called:  # frames taken before close_stream() are not yielded
             if not pending:
+                self._check_drops()
                 pending.extend(source.take_all())
                 continue
             item = pending.popleft()
