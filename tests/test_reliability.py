@@ -22,6 +22,7 @@ from _harness import CLUSTER, KEY, publish_trades, serving, trades, until
 from polygon import AsyncStreamClient, StreamClient
 from polygon.streaming._backoff import Backoff
 from polygon.streaming.errors import (
+    ArgumentTypeError,
     ConfigurationError,
     PolygonStreamError,
     ReconnectFailedError,
@@ -595,3 +596,34 @@ async def test_async_client_reports_drops_to_its_error_handlers(sim: MarketSimul
     assert warning.dropped > 0 and warning.limit == 20
     with pytest.raises(TypeError):
         client.add_error_handler("not callable")  # type: ignore[arg-type]
+
+
+# -- everything raised derives from PolygonStreamError ---------------------------------
+
+
+async def test_misuse_raises_our_classes_with_the_stdlib_ones_mixed_in() -> None:
+    client = AsyncStreamClient(KEY, CLUSTER, host="ws://127.0.0.1:9")
+    with pytest.raises(ArgumentTypeError) as wrong_type:
+        client.change_handler("T", "not callable")  # type: ignore[arg-type]
+    assert isinstance(wrong_type.value, TypeError)
+    with pytest.raises(ConfigurationError) as bad_value:
+        client.change_handler("", lambda e: None)
+    assert isinstance(bad_value.value, ValueError)
+    with pytest.raises(ConfigurationError):
+        client.remove_batch_handler(lambda batch: None)
+    with pytest.raises(ArgumentTypeError):
+        await client.subscribe_stock_trades(["AAPL"], force_uppercase_symbols="no")  # type: ignore[arg-type]
+    blocking = StreamClient(KEY, CLUSTER, host="ws://127.0.0.1:9")
+    with pytest.raises(ArgumentTypeError):
+
+        async def coroutine_handler(event: dict[str, Any]) -> None: ...
+
+        blocking.change_handler("T", coroutine_handler)
+    blocking.close_stream()
+    await client.close_stream()
+
+
+def test_a_nats_subject_template_it_cannot_use_is_a_configuration_error() -> None:
+    nats_sink = pytest.importorskip("polygon.streaming.sinks.nats")
+    with pytest.raises(ConfigurationError, match="subject_template"):
+        nats_sink.NatsJetStreamSink(subject_template="{ev}.{sym}")

@@ -26,6 +26,7 @@ from typing import Any
 
 from polygon.enums import StreamCluster, StreamServicePrefix
 from polygon.streaming._channels import event_codes
+from polygon.streaming.errors import ArgumentTypeError, ConfigurationError
 
 Event = dict[str, Any]
 SyncHandler = Callable[[Event], object]
@@ -74,7 +75,7 @@ def event_code_of(prefix: StreamServicePrefix | str) -> str:
         return prefix.value
     if isinstance(prefix, str) and prefix:
         return prefix
-    raise ValueError(
+    raise ConfigurationError(
         f"service_prefix must be a StreamServicePrefix or an event code, got {prefix!r}"
     )
 
@@ -91,7 +92,7 @@ _KNOWN_CODES = tuple(
 
 def check_handler(handler: object) -> None:
     if not callable(handler):
-        raise TypeError(f"handler_function must be callable, got {handler!r}")
+        raise ArgumentTypeError(f"handler_function must be callable, got {handler!r}")
 
 
 class HandlerTable:
@@ -183,7 +184,7 @@ class HandlerTable:
                 del self.batch_handlers[index]
                 self._sync_only = self.all_sync()
                 return
-        raise ValueError(f"{handler!r} is not a batch handler of this client")
+        raise ConfigurationError(f"{handler!r} is not a batch handler of this client")
 
     def get(self, code: str) -> Handler:
         return self._table.get(code, self.default)[0]

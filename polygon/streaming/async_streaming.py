@@ -49,7 +49,7 @@ from polygon.streaming._drops import DropReporter
 from polygon.streaming._lanes import HandlerLanes
 from polygon.streaming._protocol import Symbols
 from polygon.streaming._subscriptions import Request, commit
-from polygon.streaming.errors import PolygonStreamError, SlowConsumerWarning
+from polygon.streaming.errors import ArgumentTypeError, PolygonStreamError, SlowConsumerWarning
 from polygon.streaming.sinks import Sink
 
 logger = logging.getLogger("polygon.streaming.async_streaming")
@@ -205,7 +205,7 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
             client.add_error_handler(lambda error: metrics.incr("dropped", error.dropped))
         """
         if not callable(handler):
-            raise TypeError(f"an error handler must be callable, got {handler!r}")
+            raise ArgumentTypeError(f"an error handler must be callable, got {handler!r}")
         self._error_handlers.append(handler)
 
     def _check_drops(self) -> None:

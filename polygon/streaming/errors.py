@@ -6,10 +6,13 @@ means the same thing, it is mixed in, so ``except ValueError`` or
 ``except ConnectionError`` work as one would expect::
 
     PolygonStreamError
-    ├── ConfigurationError (ValueError)      bad constructor argument, no API key
+    ├── ConfigurationError (ValueError)      a bad argument value, no API key
+    ├── ArgumentTypeError (TypeError)        an argument of the wrong type (a handler
+    │                                        that is not callable or cannot run here)
     ├── InvalidSymbolError (ValueError)      a symbol that cannot be sent
     ├── StreamNotAvailableError (ValueError) a stream the client's cluster does not serve
     ├── StreamClosedError (RuntimeError)     the client was closed by close_stream()
+    ├── StreamBusyError (RuntimeError)       another consumer already reads the stream
     ├── StreamConnectionError (ConnectionError)
     │   ├── ConnectionLostError              the connection dropped; has code and reason
     │   └── ReconnectFailedError             gave up after max_reconnection_attempts
@@ -17,8 +20,6 @@ means the same thing, it is mixed in, so ``except ValueError`` or
     │   ├── AuthenticationError (PermissionError)   auth_failed, auth_timeout
     │   ├── MaxConnectionsError              evicted by a newer connection on the same key
     │   └── ServerDisconnectError            force_disconnect, slow_consumer
-    ├── SinkError (RuntimeError)             a broker sink failed or was misused
-    │   └── SinkConfigurationError (ValueError)   a bad sink argument
     └── SlowConsumerWarning (ResourceWarning)     events were dropped: never raised,
                                              handed to on_error / error handlers
 
@@ -34,7 +35,17 @@ class PolygonStreamError(Exception):
 
 
 class ConfigurationError(PolygonStreamError, ValueError):
-    """A constructor argument is invalid, or no API key could be found."""
+    """An argument's value is invalid, or no API key could be found."""
+
+
+class ArgumentTypeError(PolygonStreamError, TypeError):
+    """An argument of the wrong type, e.g. a handler that is not callable, or a
+    coroutine function given to the blocking client."""
+
+
+class StreamBusyError(PolygonStreamError, RuntimeError):
+    """Another consumer (``handle_messages()``, an iterator, the dispatcher
+    thread) already reads this stream: read it from one place only."""
 
 
 class InvalidSymbolError(PolygonStreamError, ValueError):
@@ -112,14 +123,6 @@ class ServerDisconnectError(ServerStatusError):
     """The server ended the session (``force_disconnect``, ``slow_consumer``)."""
 
 
-class SinkError(PolygonStreamError, RuntimeError):
-    """A broker sink failed, or was used in a way it does not allow."""
-
-
-class SinkConfigurationError(SinkError, ValueError):
-    """A sink argument is invalid (an ``except ValueError`` catches it too)."""
-
-
 class SlowConsumerWarning(PolygonStreamError, ResourceWarning):
     """Events were dropped because a consumer fell behind (a report, not raised).
 
@@ -146,6 +149,7 @@ class SlowConsumerWarning(PolygonStreamError, ResourceWarning):
 
 
 __all__ = [
+    "ArgumentTypeError",
     "AuthenticationError",
     "ConfigurationError",
     "ConnectionLostError",
@@ -155,9 +159,8 @@ __all__ = [
     "ReconnectFailedError",
     "ServerDisconnectError",
     "ServerStatusError",
-    "SinkConfigurationError",
-    "SinkError",
     "SlowConsumerWarning",
+    "StreamBusyError",
     "StreamClosedError",
     "StreamConnectionError",
     "StreamNotAvailableError",

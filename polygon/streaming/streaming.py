@@ -67,9 +67,11 @@ from polygon.streaming._sync_methods import SyncStreamMethods
 from polygon.streaming._thread_buffer import ThreadEventBuffer
 from polygon.streaming._thread_loop import LoopThread
 from polygon.streaming.errors import (
+    ArgumentTypeError,
     ConnectionLostError,
     PolygonStreamError,
     SlowConsumerWarning,
+    StreamBusyError,
     StreamClosedError,
     StreamConnectionError,
 )
@@ -228,7 +230,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
             ("on_error", on_error),
         ):
             if callback is not None and not callable(callback):
-                raise TypeError(f"{name} must be callable, got {callback!r}")
+                raise ArgumentTypeError(f"{name} must be callable, got {callback!r}")
         self.on_close = on_close
         self.on_error = on_error
         self._reconnect = reconnect
@@ -366,7 +368,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
         with self._state_lock:
             self._check_open()
             if self._iterating:
-                raise RuntimeError(
+                raise StreamBusyError(
                     "iter_messages() is consuming this stream; callbacks run on its thread"
                 )
             self._start_loop(ping_interval, ping_timeout)
@@ -544,7 +546,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
                 tap = ThreadEventBuffer(self._buffer.max_events, self._buffer.overflow)
                 self._taps.append(tap)
             elif self._iterating:
-                raise RuntimeError("another iterator is already consuming this stream")
+                raise StreamBusyError("another iterator is already consuming this stream")
             else:
                 self._iterating = True
         pending: Pending = self._pending if tap is None else deque()
@@ -820,7 +822,7 @@ def check_sync_handler(handler: object) -> None:
     """StreamClient handlers are plain functions: they run on a thread with no loop."""
     check_handler(handler)
     if is_async_callable(handler):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"handler_function {handler!r} is a coroutine function; StreamClient calls plain "
             "functions (use AsyncStreamClient for async handlers)"
         )
