@@ -126,8 +126,8 @@ class ServerDisconnectError(ServerStatusError):
 class SlowConsumerWarning(PolygonStreamError, ResourceWarning):
     """Events were dropped because a consumer fell behind (a report, not raised).
 
-    Handed to ``on_error`` (:class:`~polygon.streaming.StreamClient`) or to the
-    error handlers of :class:`~polygon.streaming.AsyncStreamClient`
+    Handed to ``on_error`` (:class:`~polygon.streaming.streaming.StreamClient`) or to the
+    error handlers of :class:`~polygon.streaming.async_streaming.AsyncStreamClient`
     (``add_error_handler``), at most once per report interval, beside a WARNING
     log line with the same numbers.
 
