@@ -193,6 +193,9 @@ class StreamEngine:
 
     async def _open_and_login(self) -> None:
         ws = await self._open()
+        if self.closed:  # closed as the opening finished (see close())
+            ws.abort()
+            raise StreamClosedError("the stream was closed while connecting")
         try:
             await self._login(ws)
             if self.closed:
@@ -671,7 +674,9 @@ class StreamEngine:
         self.closed = True
         self._closed_event.set()
         opening = self._opening
-        if opening is not None and not opening.done():
+        # Cancelled again until it ends: on Python < 3.12, asyncio.wait_for may
+        # swallow a cancellation that arrives as its inner task finishes.
+        while opening is not None and not opening.done():
             opening.cancel()
-            await asyncio.gather(opening, return_exceptions=True)
+            await asyncio.wait({opening}, timeout=0.05)
         await self.disconnect()

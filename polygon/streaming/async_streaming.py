@@ -563,7 +563,12 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         """Close the connection and stop :meth:`handle_messages` and iterators. Idempotent.
 
         Callable from any coroutine, handlers included. Frames still waiting
-        in the buffer are discarded. The client cannot be used afterwards.
+        in the buffer are discarded. A connection being opened is aborted at
+        once (the call opening it raises
+        :class:`~polygon.streaming.errors.StreamClosedError`). A handler still
+        running gets ``HANDLER_GRACE_SECONDS`` (1 s) to finish, then it is
+        cancelled and :meth:`handle_messages` returns. The client cannot be
+        used afterwards.
         """
         self._closed = True
         self._handlers.stopped = True
