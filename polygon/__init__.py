@@ -7,6 +7,7 @@ blocking client for plain scripts. Both share one engine.
 from polygon import enums
 from polygon.enums import StreamCluster, StreamHost, StreamServicePrefix
 from polygon.streaming import (
+    ArgumentTypeError,
     AsyncStreamClient,
     AuthenticationError,
     ConfigurationError,
@@ -17,6 +18,8 @@ from polygon.streaming import (
     ReconnectFailedError,
     ServerDisconnectError,
     ServerStatusError,
+    SlowConsumerWarning,
+    StreamBusyError,
     StreamClient,
     StreamClosedError,
     StreamConnectionError,
@@ -27,6 +30,7 @@ from polygon.streaming import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArgumentTypeError",
     "AsyncStreamClient",
     "AuthenticationError",
     "ConfigurationError",
@@ -37,6 +41,8 @@ __all__ = [
     "ReconnectFailedError",
     "ServerDisconnectError",
     "ServerStatusError",
+    "SlowConsumerWarning",
+    "StreamBusyError",
     "StreamClient",
     "StreamClosedError",
     "StreamCluster",

@@ -3,6 +3,7 @@
 from polygon.streaming._stats import StreamStats
 from polygon.streaming.async_streaming import AsyncStreamClient
 from polygon.streaming.errors import (
+    ArgumentTypeError,
     AuthenticationError,
     ConfigurationError,
     ConnectionLostError,
@@ -12,6 +13,8 @@ from polygon.streaming.errors import (
     ReconnectFailedError,
     ServerDisconnectError,
     ServerStatusError,
+    SlowConsumerWarning,
+    StreamBusyError,
     StreamClosedError,
     StreamConnectionError,
     StreamNotAvailableError,
@@ -19,6 +22,7 @@ from polygon.streaming.errors import (
 from polygon.streaming.streaming import StreamClient
 
 __all__ = [
+    "ArgumentTypeError",
     "AsyncStreamClient",
     "AuthenticationError",
     "ConfigurationError",
@@ -29,6 +33,8 @@ __all__ = [
     "ReconnectFailedError",
     "ServerDisconnectError",
     "ServerStatusError",
+    "SlowConsumerWarning",
+    "StreamBusyError",
     "StreamClient",
     "StreamClosedError",
     "StreamConnectionError",

@@ -33,6 +33,8 @@ class Taps:
 
     def __init__(self) -> None:
         self._buffers: list[EventBuffer] = []
+        # Events dropped by taps that are gone (stats keeps counting them).
+        self._retired_drops = 0
         # True while a handle_messages(reconnect=True) loop runs and feeds taps.
         self.active = False
         # Called when taps come or go (the loop decides how it dispatches).
@@ -53,7 +55,13 @@ class Taps:
     def remove(self, tap: EventBuffer) -> None:
         if tap in self._buffers:
             self._buffers.remove(tap)
+            self._retired_drops += tap.stats.dropped
             self._changed()
+
+    @property
+    def dropped(self) -> int:
+        """Events the taps dropped (their consumers fell behind), gone ones included."""
+        return self._retired_drops + sum(tap.stats.dropped for tap in self._buffers)
 
     def put(self, batch: list[Event]) -> None:
         for tap in self._buffers:

@@ -8,14 +8,15 @@ from collections.abc import Callable
 
 from polygon.streaming.errors import ConfigurationError
 
+# The default cap of the delays (max_reconnection_delay).
 MAX_DELAY = 60.0
-# A connection that stayed up this long is considered healthy: when it drops,
-# the first reconnect attempt is made at once and the backoff starts over.
+# A connection that stayed up this long is healthy even if it delivered no data
+# (a quiet subscription): when it drops, the backoff starts over.
 STABLE_CONNECTION_SECONDS = 5.0
 
 
 class Backoff:
-    """Delays ``initial * 2**n`` capped at ``max(MAX_DELAY, initial)``, each
+    """Delays ``initial * 2**n`` capped at ``max(max_delay, initial)``, each
     stretched by up to ``jitter`` (25%) so that many clients cut off together
     do not come back in lockstep. The first delay is ``initial`` or a little more.
     """
@@ -23,6 +24,7 @@ class Backoff:
     def __init__(
         self,
         initial: float,
+        max_delay: float = MAX_DELAY,
         jitter: float = 0.25,
         rng: Callable[[], float] = random.random,
     ) -> None:
@@ -36,7 +38,7 @@ class Backoff:
                 f"reconnection_delay must be a number of seconds >= 0, got {initial!r}"
             )
         self.initial = float(initial)
-        self.cap = max(MAX_DELAY, self.initial)
+        self.cap = max(float(max_delay), self.initial)
         self.jitter = jitter
         self._rng = rng
         self._failures = 0

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-from polygon.streaming.errors import ConfigurationError
+from polygon.streaming.errors import ConfigurationError, StreamBusyError
 
 Event = dict[str, Any]
 Batch = list[Event]
@@ -237,7 +237,7 @@ class EventBuffer:
     async def get(self) -> Item:
         """The next frame or marker, waiting for one. One consumer at a time."""
         if self._consumer is not None:
-            raise RuntimeError(
+            raise StreamBusyError(
                 "handle_messages() or an iterator is already running in another task and "
                 "reading this stream; read it from one task only"
             )

@@ -31,6 +31,8 @@ DEFAULT_OVERFLOW: OverflowPolicy = "drop_oldest"
 # handle_messages(reconnect=True) and the async iterators.
 DEFAULT_MAX_RECONNECTION_ATTEMPTS = 5
 DEFAULT_RECONNECTION_DELAY = 5.0
+# The longest wait between two reconnect attempts (the backoff's cap), seconds.
+DEFAULT_MAX_RECONNECTION_DELAY = 60.0
 # StreamClient reconnects on its own from the start, with a shorter first delay.
 DEFAULT_THREAD_MAX_RECONNECTION_ATTEMPTS = 10
 DEFAULT_THREAD_RECONNECTION_DELAY = 2.0
@@ -154,10 +156,13 @@ class ReconnectOptions:
 
     max_attempts: int | None
     delay: float
+    max_delay: float = DEFAULT_MAX_RECONNECTION_DELAY
 
 
 def reconnect_options(
-    max_reconnection_attempts: object, reconnection_delay: object
+    max_reconnection_attempts: object,
+    reconnection_delay: object,
+    max_reconnection_delay: object = None,
 ) -> ReconnectOptions:
     """Check the reconnect options once, where they are given.
 
@@ -178,7 +183,19 @@ def reconnect_options(
         raise ConfigurationError(
             f"reconnection_delay must be a number of seconds >= 0, got {reconnection_delay!r}"
         )
-    return ReconnectOptions(attempts, float(reconnection_delay))  # type: ignore[arg-type]
+    max_delay = max_reconnection_delay
+    if max_delay is None:
+        max_delay = DEFAULT_MAX_RECONNECTION_DELAY
+    if not is_number(max_delay) or max_delay <= 0:  # type: ignore[operator]
+        raise ConfigurationError(
+            "max_reconnection_delay must be a number of seconds > 0 (or None for the "
+            f"default, {DEFAULT_MAX_RECONNECTION_DELAY:g}), got {max_reconnection_delay!r}"
+        )
+    return ReconnectOptions(
+        attempts,
+        float(reconnection_delay),  # type: ignore[arg-type]
+        float(max_delay),  # type: ignore[arg-type]
+    )
 
 
 def check_reconnect_options(max_reconnection_attempts: object, reconnection_delay: object) -> None:

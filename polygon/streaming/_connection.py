@@ -245,8 +245,13 @@ class FastConnection(asyncio.BufferedProtocol):
         self._inbox_high = options.max_memory_queue
         self._inbox_low = 0 if self._inbox_high is None else self._inbox_high // 4
         self._inbox_paused = False
-        # Set by pause_delivery() (the callback's buffer is full).
+        # Set by pause_delivery() (the callback's buffer is full); _reading is
+        # its opposite as an event, and _pauses counts the pauses, for the
+        # keepalive (a pong cannot be read while paused).
         self._delivery_paused = False
+        self._reading = asyncio.Event()
+        self._reading.set()
+        self._pauses = 0
         self._opened: asyncio.Future[None] = self._loop.create_future()
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._close_timer: asyncio.TimerHandle | None = None
@@ -327,6 +332,8 @@ class FastConnection(asyncio.BufferedProtocol):
         is kept here, so not even one more frame is handed over.
         """
         self._delivery_paused = True
+        self._pauses += 1
+        self._reading.clear()
         self.transport.pause_reading()
 
     def resume_delivery(self) -> None:
@@ -337,6 +344,7 @@ class FastConnection(asyncio.BufferedProtocol):
             self._cut(self._partial, 0, len(self._partial))
         self._read_ended()
         if not self._delivery_paused:
+            self._reading.set()
             self.transport.resume_reading()
 
     def _read_ended(self) -> None:
@@ -461,18 +469,32 @@ class FastConnection(asyncio.BufferedProtocol):
             await asyncio.sleep(interval)
             if self.protocol.state is not State.OPEN:
                 return
-            # A pong is read only while reading runs; a paused reader (backpressure)
-            # is not a dead peer. This is the one place to wait for
-            # resume_delivery() before the deadline starts, if it should not count.
             pong = self._send_ping()
             if timeout is None:
                 continue
-            try:
-                await asyncio.wait_for(asyncio.shield(pong), timeout)
-            except asyncio.TimeoutError:
+            if not await self._pong_in_time(pong, timeout):
                 self.keepalive_timed_out = True
                 self.abort()
                 return
+
+    async def _pong_in_time(self, pong: asyncio.Future[None], timeout: float) -> bool:
+        """Wait for ``pong``; False when it is ``timeout`` s late *while we read*.
+
+        A pong is read only while reading runs. While we paused reading
+        ourselves (backpressure: the consumer's buffer is full) the pong may
+        wait unread in the socket: a paused reader is not a dead peer. So the
+        deadline does not run while paused; it starts over, whole, on resume.
+        """
+        while True:
+            pauses = self._pauses
+            await self._reading.wait()
+            try:
+                await asyncio.wait_for(asyncio.shield(pong), timeout)
+                return True
+            except asyncio.TimeoutError:
+                if self._delivery_paused or self._pauses != pauses:
+                    continue  # we paused within the deadline: it starts over on resume
+                return False
 
     def _send_ping(self) -> asyncio.Future[None]:
         payload = os.urandom(4)

@@ -26,6 +26,7 @@ from typing import Any
 
 from polygon.enums import StreamCluster, StreamServicePrefix
 from polygon.streaming._channels import event_codes
+from polygon.streaming.errors import ArgumentTypeError, ConfigurationError
 
 Event = dict[str, Any]
 SyncHandler = Callable[[Event], object]
@@ -74,7 +75,7 @@ def event_code_of(prefix: StreamServicePrefix | str) -> str:
         return prefix.value
     if isinstance(prefix, str) and prefix:
         return prefix
-    raise ValueError(
+    raise ConfigurationError(
         f"service_prefix must be a StreamServicePrefix or an event code, got {prefix!r}"
     )
 
@@ -91,7 +92,7 @@ _KNOWN_CODES = tuple(
 
 def check_handler(handler: object) -> None:
     if not callable(handler):
-        raise TypeError(f"handler_function must be callable, got {handler!r}")
+        raise ArgumentTypeError(f"handler_function must be callable, got {handler!r}")
 
 
 class HandlerTable:
@@ -183,7 +184,7 @@ class HandlerTable:
                 del self.batch_handlers[index]
                 self._sync_only = self.all_sync()
                 return
-        raise ValueError(f"{handler!r} is not a batch handler of this client")
+        raise ConfigurationError(f"{handler!r} is not a batch handler of this client")
 
     def get(self, code: str) -> Handler:
         return self._table.get(code, self.default)[0]
@@ -194,9 +195,11 @@ class HandlerTable:
         ``explicit_only``: the caller shows every event elsewhere (an iterator),
         so only batch handlers and handlers set explicitly run.
         """
+        if self.stopped:
+            return
         if self.batch_handlers or explicit_only:
             await self.dispatch_batch_handlers(batch)
-            if self._explicit:
+            if self._explicit and not self.stopped:
                 await self._dispatch_explicit(batch)
             return
         lookup = self._table.get
@@ -220,10 +223,14 @@ class HandlerTable:
         iterator, a raw-frame callback), so only handlers set explicitly run.
         """
         fallback: SyncHandler | None
+        if self.stopped:
+            return  # close_stream() was called (maybe by the frame's on_message)
         if self.batch_handlers or explicit_only:
             for handler, _ in self.batch_handlers:
+                if self.stopped:
+                    return
                 self._call_batch(handler, batch)
-            if not self._explicit:
+            if not self._explicit or self.stopped:
                 return
             calls, fallback = self._explicit_calls, None
         else:

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import orjson
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from polygon.streaming import _protocol as proto
-from polygon.streaming._backoff import STABLE_CONNECTION_SECONDS, Backoff
+from polygon.streaming._backoff import MAX_DELAY, STABLE_CONNECTION_SECONDS, Backoff
 from polygon.streaming._buffer import Batch, ConnectionEnded, OverflowPolicy
 from polygon.streaming._connection import (
     ConnectionOptions as ConnectionOptions,  # re-exported: the clients' configuration
@@ -81,6 +81,9 @@ class EngineStats:
     connections: int = 0
     reconnects: int = 0
     failed_attempts: int = 0
+    # Frames that may hold data (not only statuses): a connection that received
+    # one delivered data, which makes it healthy for the reconnect policy.
+    data_frames: int = 0
 
 
 class StreamEngine:
@@ -122,7 +125,10 @@ class StreamEngine:
         self._ended: asyncio.Future[BaseException | None] | None = None
         self._session_end: ServerStatusError | None = None
         self._connected_at = 0.0
+        self._data_frames_at_start = 0
         self._connect_lock = asyncio.Lock()
+        # The opening in progress (connect()), which close() cancels.
+        self._opening: asyncio.Task[None] | None = None
         self._send_lock = asyncio.Lock()
         self._closed_event = asyncio.Event()
         # Called with every decoded frame on this loop, beside the buffer (sinks
@@ -153,7 +159,11 @@ class StreamEngine:
     # -- connecting ----------------------------------------------------------------------
 
     async def connect(self) -> None:
-        """Open, authenticate and replay the desired subscriptions (no-op if connected)."""
+        """Open, authenticate and replay the desired subscriptions (no-op if connected).
+
+        :meth:`close` aborts a connection being opened here at once: the call
+        raises :class:`StreamClosedError` and leaves no socket open.
+        """
         if self.closed:
             raise StreamClosedError("the stream was closed with close_stream()")
         async with self._connect_lock:
@@ -161,21 +171,45 @@ class StreamEngine:
                 if self.closed:
                     raise StreamClosedError("the stream was closed with close_stream()")
                 return
-            ws = await self._open()
+            # In a task of its own, so that close() can cancel the opening without
+            # cancelling the caller's task (which gets StreamClosedError instead).
+            opening = asyncio.get_running_loop().create_task(
+                self._open_and_login(), name="polygon-stream-connect"
+            )
+            self._opening = opening
             try:
-                await self._login(ws)
-                if self.closed:
-                    raise StreamClosedError("the stream was closed while connecting")
+                await asyncio.wait({opening})
             except asyncio.CancelledError:
-                # Cancelled by close_stream(): a polite close could wait close_timeout
-                # (5 s) for a server that is not answering the login either.
-                ws.abort()
+                opening.cancel()
+                await asyncio.gather(opening, return_exceptions=True)
                 raise
-            except BaseException:
-                await self._discard(ws)
-                raise
-            self._start_reading(ws)
-            await self._replay(ws)
+            finally:
+                self._opening = None
+            if opening.cancelled() or self.closed:
+                if not opening.cancelled() and opening.exception() is None:
+                    await self.disconnect()
+                raise StreamClosedError("the stream was closed while connecting")
+            opening.result()
+
+    async def _open_and_login(self) -> None:
+        ws = await self._open()
+        if self.closed:  # closed as the opening finished (see close())
+            ws.abort()
+            raise StreamClosedError("the stream was closed while connecting")
+        try:
+            await self._login(ws)
+            if self.closed:
+                raise StreamClosedError("the stream was closed while connecting")
+        except asyncio.CancelledError:
+            # Cancelled by close_stream(): a polite close could wait close_timeout
+            # (5 s) for a server that is not answering the login either.
+            ws.abort()
+            raise
+        except BaseException:
+            await self._discard(ws)
+            raise
+        self._start_reading(ws)
+        await self._replay(ws)
 
     async def _open(self) -> FastConnection:
         opts = self._session_options
@@ -186,19 +220,21 @@ class StreamEngine:
             raise StreamConnectionError(
                 f"{opts.url} refused the connection: HTTP {status}"
             ) from exc
-        except (
-            OSError,
-            asyncio.TimeoutError,
-            InvalidHandshake,
-            InvalidURI,
-            ConnectionClosed,
-        ) as exc:
+        except (OSError, asyncio.TimeoutError, WebSocketException, ValueError) as exc:
+            # Every error opening a connection can end in is a failed attempt: a
+            # refused or reset socket, a redirect to a non-WebSocket URL (captive
+            # portals), a malformed response. ValueError: a URL or port that
+            # cannot be parsed (urllib, websockets' URI parser).
             raise StreamConnectionError(f"could not connect to {opts.url}: {exc!r}") from exc
 
     async def _login(self, ws: FastConnection) -> None:
-        """Send the key and read frames until the server accepts or rejects it."""
-        await ws.send(proto.auth_frame(self._api_key))
+        """Send the key and read frames until the server accepts or rejects it.
+
+        A connection lost at any point of it (the server closing or resetting
+        right after the upgrade) is a failed attempt: StreamConnectionError.
+        """
         try:
+            await ws.send(proto.auth_frame(self._api_key))
             await asyncio.wait_for(self._await_auth(ws), self.options.open_timeout)
         except asyncio.TimeoutError as exc:
             raise StreamConnectionError(
@@ -232,6 +268,7 @@ class StreamEngine:
         self._reader_failure = None
         self._ended = loop.create_future()
         self._connected_at = time.monotonic()
+        self._data_frames_at_start = self.stats.data_frames
         self.stats.connections += 1
         self.sink.discard_connection_markers()
         ws.deliver_messages(*self._frame_handler(ws))
@@ -307,6 +344,8 @@ class StreamEngine:
             try:
                 text = frame if type(frame) is str else None
                 maybe_status = text is not None and may_hold_status(text)
+                if not maybe_status:
+                    stats.data_frames += 1
                 if raw_wanted and text is not None and not maybe_status and not taps:
                     # A plain data frame for a consumer that decodes it itself.
                     stats.frames += 1
@@ -527,6 +566,7 @@ class StreamEngine:
         delay: float,
         reconnect: bool = True,
         keepalive: Keepalive | None = None,
+        max_delay: float = MAX_DELAY,
     ) -> None:
         """Stay connected until closed; raise when giving up or on a fatal status.
 
@@ -536,9 +576,16 @@ class StreamEngine:
         failure or loss is raised as it is. ``keepalive``, when given, is the
         keepalive of the connections this run opens (the blocking client takes
         it in ``start_stream_thread``); otherwise the options' is.
+
+        The reconnect policy (``docs/reliability.rst``): a connection that was
+        healthy (it delivered data, or stayed up ``STABLE_CONNECTION_SECONDS``)
+        is followed by an immediate attempt and the backoff starts over; a
+        failed attempt, or a connection that ended before delivering anything,
+        waits the next delay: ``delay * 2**n`` with jitter, capped at
+        ``max_delay``.
         """
         self._use_keepalive(keepalive)
-        backoff = Backoff(delay)
+        backoff = Backoff(delay, max_delay)
         failures = 0
         self.supervised = True
         try:
@@ -571,14 +618,26 @@ class StreamEngine:
                         raise error
                     return
                 self.stats.reconnects += 1
-                if time.monotonic() - self._connected_at >= STABLE_CONNECTION_SECONDS:
+                if self._was_healthy():
                     backoff.reset()
                 else:
-                    await self._pause(backoff.next_delay())
+                    pause = backoff.next_delay()
+                    logger.log(
+                        self.lifecycle_level,
+                        "the connection ended before delivering data; reconnecting in %.2f s",
+                        pause,
+                    )
+                    await self._pause(pause)
         except StreamClosedError:
             return
         finally:
             self.supervised = False
+
+    def _was_healthy(self) -> bool:
+        """Whether the connection that just ended delivered data or lived long."""
+        if self.stats.data_frames > self._data_frames_at_start:
+            return True
+        return time.monotonic() - self._connected_at >= STABLE_CONNECTION_SECONDS
 
     def _use_keepalive(self, keepalive: Keepalive | None) -> None:
         options = self.options
@@ -614,4 +673,10 @@ class StreamEngine:
         """Close for good: the socket, the reader, and any reconnect loop. Idempotent."""
         self.closed = True
         self._closed_event.set()
+        opening = self._opening
+        # Cancelled again until it ends: on Python < 3.12, asyncio.wait_for may
+        # swallow a cancellation that arrives as its inner task finishes.
+        while opening is not None and not opening.done():
+            opening.cancel()
+            await asyncio.wait({opening}, timeout=0.05)
         await self.disconnect()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from polygon.enums import StreamCluster
 from polygon.streaming import _protocol as proto
 from polygon.streaming._channels import STREAMS_BY_NAME, Stream
-from polygon.streaming.errors import StreamNotAvailableError
+from polygon.streaming.errors import ArgumentTypeError, StreamNotAvailableError
 
 
 class DesiredSubscriptions:
@@ -97,7 +97,9 @@ def plan_request(
     """Validate a call; raises before anything is recorded when it is bad."""
     if not isinstance(force_uppercase, bool):
         # Any object is truthy or falsy; a string such as "no" would silently mean True.
-        raise TypeError(f"force_uppercase_symbols must be True or False, got {force_uppercase!r}")
+        raise ArgumentTypeError(
+            f"force_uppercase_symbols must be True or False, got {force_uppercase!r}"
+        )
     stream = stream_for(name, cluster)
     topics, raw = proto.topics_for(stream.event_code, cluster, symbols, force_uppercase)
     return Request(action, stream, topics, raw)

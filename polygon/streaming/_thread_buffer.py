@@ -100,10 +100,22 @@ class ThreadEventBuffer:
         # Plain data frames come undecoded (put_raw_frames): the consumer decodes them.
         self.decode_in_consumer = decode_in_consumer
         self._room: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
+        # Producers on a thread waiting for room (put_blocking, backpressure).
+        self._producers_waiting = 0
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped so far (cheap: no lock, no counting)."""
+        return self._stats.dropped
+
+    @property
+    def backlog(self) -> int:
+        """Events waiting (the counted ones; cheap: no lock)."""
+        return self._stats.backlog
 
     # -- producer side (the loop thread) ------------------------------------------
 
@@ -157,6 +169,27 @@ class ThreadEventBuffer:
 
     def put(self, batch: Batch, frame: str = "") -> None:
         self._append(Frame(batch, frame if self.keep_raw else ""))
+
+    def put_from_thread(self, batch: Batch, frame: str = "") -> None:
+        """Add a frame from a producer on a plain thread (no event loop).
+
+        With ``overflow="backpressure"`` it waits until the buffer has room (or
+        is closed), so the bound holds and nothing is lost: the producer slows
+        down instead, and so does whatever feeds it.
+        """
+        item = Frame(batch, frame if self.keep_raw else "")
+        with self._cond:
+            if self.overflow == "backpressure" and not self._closed and not self.has_room():
+                self._producers_waiting += 1
+                try:
+                    self._cond.wait_for(lambda: self._closed or self.has_room())
+                finally:
+                    self._producers_waiting -= 1
+            if self._closed:
+                return
+            self._add_locked(item, events_in(item))
+            if self._waiting:
+                self._cond.notify_all()
 
     def _append(self, item: Frame | RawFrame) -> None:
         with self._cond:
@@ -286,6 +319,8 @@ class ThreadEventBuffer:
                     delivered += events_in(item)
             self._stats.backlog -= delivered
             self._stats.delivered += delivered
+            if self._producers_waiting and delivered:
+                self._cond.notify_all()
         if self._room is not None:
             self._release_producer()
         return taken

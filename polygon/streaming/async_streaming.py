@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 from typing import Literal
 
@@ -43,13 +45,18 @@ from polygon.streaming._config import (
     resolve_api_key,
 )
 from polygon.streaming._dispatch import Event, Handler
+from polygon.streaming._drops import DropReporter
 from polygon.streaming._lanes import HandlerLanes
 from polygon.streaming._protocol import Symbols
 from polygon.streaming._subscriptions import Request, commit
-from polygon.streaming.errors import PolygonStreamError
+from polygon.streaming.errors import ArgumentTypeError, PolygonStreamError, SlowConsumerWarning
 from polygon.streaming.sinks import Sink
 
 logger = logging.getLogger("polygon.streaming.async_streaming")
+
+# How long close_stream() lets a running handler finish before cancelling it
+# (so that handle_messages() returns even while a handler is stuck).
+HANDLER_GRACE_SECONDS = 1.0
 
 
 class AsyncStreamClient(ClientBase, AsyncStreamMethods):
@@ -146,6 +153,13 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         self._buffer = EventBuffer(config.max_buffered_events, config.overflow)
         self._wire(config, key, self._buffer)
         self._closed = False
+        # The task running handle_messages(reconnect=True), and whether
+        # close_stream() cancelled its stuck handler.
+        self._consumer: asyncio.Task[object] | None = None
+        self._handler_cancelled = False
+        self._error_handlers: list[Callable[[PolygonStreamError], object]] = []
+        # Dropped events are reported (error handlers, a WARNING), not only counted.
+        self._drops = DropReporter(self._report_drops)
         self._taps = Taps()
         # Events of a frame an iterator took but has not yielded yet (after a break).
         self._pending: deque[Event] = deque()
@@ -173,7 +187,38 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         return self._closed
 
     def _buffer_stats(self) -> BufferStats:
-        return self._buffer.stats
+        # The iterators' own buffers drop events too: every drop counts.
+        stats = dataclasses.replace(self._buffer.stats)
+        stats.dropped += self._taps.dropped
+        return stats
+
+    def add_error_handler(self, handler: Callable[[PolygonStreamError], object]) -> None:
+        """Also call ``handler(error)`` with reports the stream goes on after.
+
+        Today: a :class:`~polygon.streaming.errors.SlowConsumerWarning` when
+        events were dropped because the consumer fell behind (at most one per
+        5 s, beside a WARNING log line), with the numbers. A plain function,
+        called on the event loop; what it raises is logged.
+
+        Example::
+
+            client.add_error_handler(lambda error: metrics.incr("dropped", error.dropped))
+        """
+        if not callable(handler):
+            raise ArgumentTypeError(f"an error handler must be callable, got {handler!r}")
+        self._error_handlers.append(handler)
+
+    def _check_drops(self) -> None:
+        buffer = self._buffer
+        total = buffer.stats.dropped + self._taps.dropped
+        self._drops.check(total, buffer.stats.backlog, buffer.max_events)
+
+    def _report_drops(self, warning: SlowConsumerWarning) -> None:
+        for handler in tuple(self._error_handlers):
+            try:
+                handler(warning)
+            except Exception:
+                logger.exception("an error handler raised")
 
     # -- the stream ----------------------------------------------------------------------
 
@@ -182,6 +227,7 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         reconnect: bool = False,
         max_reconnection_attempts: int | Literal[False] | None = DEFAULT_MAX_RECONNECTION_ATTEMPTS,
         reconnection_delay: float = DEFAULT_RECONNECTION_DELAY,
+        max_reconnection_delay: float | None = None,
     ) -> None:
         """Receive events and call their handlers.
 
@@ -198,8 +244,11 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         With ``reconnect=True`` it runs until :meth:`close_stream` is called
         (from any coroutine, or a handler), reconnecting after every loss with
         exponential backoff and jitter, and sending the subscriptions again after
-        every reconnect. A lost connection that had been up for a while is
-        retried at once; the delays then start at ``reconnection_delay``. A loop
+        every reconnect. A lost connection that had delivered data (or been up
+        for 5 s) is retried at once and the backoff starts over; failed attempts,
+        and connections that end before delivering anything, wait
+        ``reconnection_delay``, then twice that, and so on up to
+        ``max_reconnection_delay`` (see :ref:`reconnect-policy`). A loop
         ended by :meth:`close_stream` returns ``None``, also when the close came
         before the loop got to run (a task created just before the close).
 
@@ -208,7 +257,9 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
             after which the loop gives up; the count starts over once a
             connection authenticates. ``None`` or ``False`` retries forever.
         :param reconnection_delay: the first backoff delay, in seconds (floats
-            allowed); each further failure doubles it, up to a minute.
+            allowed); each further failure doubles it.
+        :param max_reconnection_delay: the longest backoff delay, in seconds;
+            ``None``: the default, 60.
         :raises ~polygon.streaming.errors.AuthenticationError: the key was
             rejected; never retried.
         :raises ~polygon.streaming.errors.MaxConnectionsError: another
@@ -228,7 +279,9 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
             self._check_open()
             await self._handle_one_frame()
             return
-        options = reconnect_options(max_reconnection_attempts, reconnection_delay)
+        options = reconnect_options(
+            max_reconnection_attempts, reconnection_delay, max_reconnection_delay
+        )
         if self._closed:
             return
         await self._run_supervised(options)
@@ -239,6 +292,7 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         if not len(self._buffer) and not self._engine.is_connected:
             await self._engine.connect()
         item = await self._buffer.get()
+        self._check_drops()
         if type(item) is list:
             await self._dispatch(item)
         elif isinstance(item, (ConnectionEnded, StreamFailed)) and item.error is not None:
@@ -261,7 +315,7 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         supervisor = self._supervisor
         if supervisor is None or supervisor.done():
             supervisor = asyncio.get_running_loop().create_task(
-                self._engine.run(options.max_attempts, options.delay),
+                self._engine.run(options.max_attempts, options.delay, max_delay=options.max_delay),
                 name="polygon-stream-supervisor",
             )
             supervisor.add_done_callback(self._on_supervisor_done)
@@ -269,6 +323,22 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         return supervisor
 
     async def _run_supervised(self, options: ReconnectOptions) -> None:
+        self._consumer = asyncio.current_task()
+        try:
+            await self._consume_supervised(options)
+        except asyncio.CancelledError:
+            if not self._handler_cancelled:
+                raise
+            # close_stream() cancelled a handler stuck past the grace period:
+            # the loop ends as a closed loop does, by returning.
+            task = asyncio.current_task()
+            uncancel = getattr(task, "uncancel", None)  # Python 3.11+
+            if uncancel is not None:
+                uncancel()
+        finally:
+            self._consumer = None
+
+    async def _consume_supervised(self, options: ReconnectOptions) -> None:
         supervisor = self._start_supervisor(options)
         get = self._buffer.get
         error: BaseException | None = None
@@ -278,8 +348,10 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
         self._taps.on_change = self._direct_allowed
         self._direct_allowed()
         try:
+            check_drops = self._check_drops
             while True:
                 item: Item = await get()
+                check_drops()
                 if type(item) is list:
                     await self._dispatch(item)
                 elif item is CLOSED:
@@ -370,6 +442,7 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
             ReconnectOptions(DEFAULT_MAX_RECONNECTION_ATTEMPTS, DEFAULT_RECONNECTION_DELAY)
         )
         item = await self._buffer.get()
+        self._check_drops()
         if type(item) is list:
             await self._handlers.dispatch(item, explicit_only=True)
         return item
@@ -470,17 +543,39 @@ class AsyncStreamClient(ClientBase, AsyncStreamMethods):
             return False, str(exc)
         return True, f"reconnected to {self.url}"
 
+    async def _stop_consumer(self) -> None:
+        """Let a handle_messages() loop busy in a handler finish within
+        HANDLER_GRACE_SECONDS, then cancel the handler: the loop returns."""
+        consumer = self._consumer
+        if consumer is None or consumer is asyncio.current_task() or consumer.done():
+            return
+        await asyncio.wait({consumer}, timeout=HANDLER_GRACE_SECONDS)
+        if not consumer.done():
+            logger.warning(
+                "a handler was still running %.1f s after close_stream(); cancelling it",
+                HANDLER_GRACE_SECONDS,
+            )
+            self._handler_cancelled = True
+            consumer.cancel()
+            await asyncio.wait({consumer})
+
     async def close_stream(self) -> None:
         """Close the connection and stop :meth:`handle_messages` and iterators. Idempotent.
 
         Callable from any coroutine, handlers included. Frames still waiting
-        in the buffer are discarded. The client cannot be used afterwards.
+        in the buffer are discarded. A connection being opened is aborted at
+        once (the call opening it raises
+        :class:`~polygon.streaming.errors.StreamClosedError`). A handler still
+        running gets ``HANDLER_GRACE_SECONDS`` (1 s) to finish, then it is
+        cancelled and :meth:`handle_messages` returns. The client cannot be
+        used afterwards.
         """
         self._closed = True
         self._handlers.stopped = True
         self._buffer.close()
         self._taps.close()
         await self._engine.close()
+        await self._stop_consumer()
         if self._lanes is not None:
             await self._lanes.cancel()
         # After the engine: every event it read has been offered to the sinks.

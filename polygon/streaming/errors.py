@@ -6,17 +6,22 @@ means the same thing, it is mixed in, so ``except ValueError`` or
 ``except ConnectionError`` work as one would expect::
 
     PolygonStreamError
-    ├── ConfigurationError (ValueError)      bad constructor argument, no API key
+    ├── ConfigurationError (ValueError)      a bad argument value, no API key
+    ├── ArgumentTypeError (TypeError)        an argument of the wrong type (a handler
+    │                                        that is not callable or cannot run here)
     ├── InvalidSymbolError (ValueError)      a symbol that cannot be sent
     ├── StreamNotAvailableError (ValueError) a stream the client's cluster does not serve
     ├── StreamClosedError (RuntimeError)     the client was closed by close_stream()
+    ├── StreamBusyError (RuntimeError)       another consumer already reads the stream
     ├── StreamConnectionError (ConnectionError)
     │   ├── ConnectionLostError              the connection dropped; has code and reason
     │   └── ReconnectFailedError             gave up after max_reconnection_attempts
-    └── ServerStatusError                    the server refused or ended the session
-        ├── AuthenticationError (PermissionError)   auth_failed, auth_timeout
-        ├── MaxConnectionsError              evicted by a newer connection on the same key
-        └── ServerDisconnectError            force_disconnect, slow_consumer
+    ├── ServerStatusError                    the server refused or ended the session
+    │   ├── AuthenticationError (PermissionError)   auth_failed, auth_timeout
+    │   ├── MaxConnectionsError              evicted by a newer connection on the same key
+    │   └── ServerDisconnectError            force_disconnect, slow_consumer
+    └── SlowConsumerWarning (ResourceWarning)     events were dropped: never raised,
+                                             handed to on_error / error handlers
 
 The API key never appears in any message: exceptions are built from server
 status text and close codes only.
@@ -30,7 +35,17 @@ class PolygonStreamError(Exception):
 
 
 class ConfigurationError(PolygonStreamError, ValueError):
-    """A constructor argument is invalid, or no API key could be found."""
+    """An argument's value is invalid, or no API key could be found."""
+
+
+class ArgumentTypeError(PolygonStreamError, TypeError):
+    """An argument of the wrong type, e.g. a handler that is not callable, or a
+    coroutine function given to the blocking client."""
+
+
+class StreamBusyError(PolygonStreamError, RuntimeError):
+    """Another consumer (``handle_messages()``, an iterator, the dispatcher
+    thread) already reads this stream: read it from one place only."""
 
 
 class InvalidSymbolError(PolygonStreamError, ValueError):
@@ -108,7 +123,33 @@ class ServerDisconnectError(ServerStatusError):
     """The server ended the session (``force_disconnect``, ``slow_consumer``)."""
 
 
+class SlowConsumerWarning(PolygonStreamError, ResourceWarning):
+    """Events were dropped because a consumer fell behind (a report, not raised).
+
+    Handed to ``on_error`` (:class:`~polygon.streaming.streaming.StreamClient`) or to the
+    error handlers of :class:`~polygon.streaming.async_streaming.AsyncStreamClient`
+    (``add_error_handler``), at most once per report interval, beside a WARNING
+    log line with the same numbers.
+
+    :ivar dropped: events dropped since the previous report.
+    :ivar total_dropped: events dropped since the client was created.
+    :ivar pending: events waiting in the client's buffer when reported.
+    :ivar limit: the buffer's limit (``max_buffered_events``).
+    """
+
+    def __init__(self, dropped: int, total_dropped: int, pending: int, limit: int) -> None:
+        super().__init__(
+            f"slow consumer: {dropped} events dropped ({total_dropped} in all); "
+            f"{pending} pending, limit {limit}"
+        )
+        self.dropped = dropped
+        self.total_dropped = total_dropped
+        self.pending = pending
+        self.limit = limit
+
+
 __all__ = [
+    "ArgumentTypeError",
     "AuthenticationError",
     "ConfigurationError",
     "ConnectionLostError",
@@ -118,6 +159,8 @@ __all__ = [
     "ReconnectFailedError",
     "ServerDisconnectError",
     "ServerStatusError",
+    "SlowConsumerWarning",
+    "StreamBusyError",
     "StreamClosedError",
     "StreamConnectionError",
     "StreamNotAvailableError",

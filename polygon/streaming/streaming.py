@@ -60,14 +60,18 @@ from polygon.streaming._config import (
 )
 from polygon.streaming._connection import Keepalive
 from polygon.streaming._dispatch import SyncHandler, check_handler, is_async_callable
+from polygon.streaming._drops import DropReporter
 from polygon.streaming._protocol import Symbols
 from polygon.streaming._subscriptions import Request, commit
 from polygon.streaming._sync_methods import SyncStreamMethods
 from polygon.streaming._thread_buffer import ThreadEventBuffer
 from polygon.streaming._thread_loop import LoopThread
 from polygon.streaming.errors import (
+    ArgumentTypeError,
     ConnectionLostError,
     PolygonStreamError,
+    SlowConsumerWarning,
+    StreamBusyError,
     StreamClosedError,
     StreamConnectionError,
 )
@@ -134,6 +138,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
             DEFAULT_THREAD_MAX_RECONNECTION_ATTEMPTS
         ),
         reconnection_delay: float = DEFAULT_THREAD_RECONNECTION_DELAY,
+        max_reconnection_delay: float | None = None,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         max_memory_queue: int | None = DEFAULT_MAX_MEMORY_QUEUE,
         write_limit: int = DEFAULT_WRITE_LIMIT,
@@ -163,7 +168,9 @@ class StreamClient(ClientBase, SyncStreamMethods):
         :param on_error: ``on_error(client, error)``, called with exceptions raised
             by callbacks and handlers, with each lost connection (before the
             reconnect), and with the error that stops the stream. Without it, these
-            are logged.
+            are logged. It also gets a
+            :class:`~polygon.streaming.errors.SlowConsumerWarning` when events
+            were dropped (at most one per 5 s, beside a WARNING log line).
         :param enable_connection_logs: log connects, logins and reconnects at INFO on
             the ``polygon.streaming`` loggers (otherwise at DEBUG). Logging itself
             is configured by the application, never by the library.
@@ -173,7 +180,11 @@ class StreamClient(ClientBase, SyncStreamMethods):
             :class:`~polygon.streaming.errors.ReconnectFailedError` (default 10;
             ``None`` or ``False`` retries forever).
         :param reconnection_delay: the first backoff delay in seconds (default 2),
-            doubled per failure up to a minute, with jitter.
+            doubled per failure, with jitter. A connection that delivered data
+            is followed by an immediate attempt and the backoff starts over (see
+            :ref:`reconnect-policy`).
+        :param max_reconnection_delay: the longest backoff delay, in seconds;
+            ``None``: the default, 60. :meth:`start_stream_thread` may set it too.
         :param max_message_size: the largest frame accepted, in bytes.
         :param max_memory_queue: frames that may wait while the client logs in
             before it stops reading the socket until they are read. Once logged
@@ -208,7 +219,9 @@ class StreamClient(ClientBase, SyncStreamMethods):
             overflow=overflow,
             reconnect_on_eviction=reconnect_on_eviction,
         )
-        retry = reconnect_options(max_reconnection_attempts, reconnection_delay)
+        retry = reconnect_options(
+            max_reconnection_attempts, reconnection_delay, max_reconnection_delay
+        )
         # Checked here: a bad value would otherwise surface later, in another thread.
         seconds_option("call_timeout", call_timeout, allow_none=False)
         for name, callback in (
@@ -217,7 +230,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
             ("on_error", on_error),
         ):
             if callback is not None and not callable(callback):
-                raise TypeError(f"{name} must be callable, got {callback!r}")
+                raise ArgumentTypeError(f"{name} must be callable, got {callback!r}")
         self.on_close = on_close
         self.on_error = on_error
         self._reconnect = reconnect
@@ -240,6 +253,15 @@ class StreamClient(ClientBase, SyncStreamMethods):
         self._loop_thread = LoopThread("polygon-stream-loop")
         self._dispatcher: threading.Thread | None = None
         self._iterating = False
+        # Drops of iterator buffers that are gone (stats keeps counting them).
+        self._retired_tap_drops = 0
+        # Set by close_stream() only (a failure stops the stream too, but its
+        # error is still raised by the iterators).
+        self._close_called = False
+        # Dropped events are reported (on_error, a WARNING), not only counted.
+        self._drops = DropReporter(self._report_drops)
+        # The frames iter_messages() is yielding from, emptied by close_stream().
+        self._yielding: list[list[Event]] = []
         self._pending: Pending = deque()
         self._taps: list[ThreadEventBuffer] = []
         self._state_lock = threading.RLock()
@@ -277,7 +299,28 @@ class StreamClient(ClientBase, SyncStreamMethods):
         return self._closing
 
     def _buffer_stats(self) -> BufferStats:
-        return self._buffer.stats
+        # Every event dropped anywhere counts: the iterators' own buffers too
+        # (those fed beside start_stream_thread), also once they are gone.
+        stats = self._buffer.stats
+        with self._state_lock:
+            taps = list(self._taps)
+            stats.dropped += self._retired_tap_drops
+        for tap in taps:
+            stats.dropped += tap.stats.dropped
+        return stats
+
+    def _check_drops(self) -> None:
+        """Report events dropped anywhere since the last report (rate-limited)."""
+        buffer = self._buffer
+        total = buffer.dropped + self._retired_tap_drops
+        for tap in tuple(self._taps):
+            total += tap.dropped
+        self._drops.check(total, buffer.backlog, buffer.max_events)
+
+    def _report_drops(self, warning: SlowConsumerWarning) -> None:
+        on_error = self.on_error
+        if on_error is not None:
+            on_error(self, warning)
 
     # -- starting ------------------------------------------------------------------------
 
@@ -287,6 +330,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
         ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
         ping_payload: str = "",
         skip_utf8_validation: bool = True,
+        max_reconnection_delay: float | None = None,
     ) -> None:
         """Start the stream on its background threads, and return at once.
 
@@ -308,6 +352,8 @@ class StreamClient(ClientBase, SyncStreamMethods):
             client; websockets sends its own keepalive payloads.
         :param skip_utf8_validation: accepted for compatibility; websockets
             always validates text frames.
+        :param max_reconnection_delay: the longest backoff delay, in seconds;
+            ``None`` keeps the client's (default 60).
         :raises RuntimeError: :meth:`iter_messages` is consuming the stream.
         :raises ~polygon.streaming.errors.ConfigurationError: ``ping_interval`` or
             ``ping_timeout`` is not a number of seconds >= 0 or ``None``.
@@ -316,10 +362,13 @@ class StreamClient(ClientBase, SyncStreamMethods):
         # loop thread, where it would only fail the connection.
         ping_interval = keepalive_option("ping_interval", ping_interval)
         ping_timeout = keepalive_option("ping_timeout", ping_timeout)
+        if max_reconnection_delay is not None:
+            retry = self._retry
+            self._retry = reconnect_options(retry.max_attempts, retry.delay, max_reconnection_delay)
         with self._state_lock:
             self._check_open()
             if self._iterating:
-                raise RuntimeError(
+                raise StreamBusyError(
                     "iter_messages() is consuming this stream; callbacks run on its thread"
                 )
             self._start_loop(ping_interval, ping_timeout)
@@ -349,7 +398,11 @@ class StreamClient(ClientBase, SyncStreamMethods):
         retry = self._retry
         try:
             await self._engine.run(
-                retry.max_attempts, retry.delay, reconnect=self._reconnect, keepalive=keepalive
+                retry.max_attempts,
+                retry.delay,
+                reconnect=self._reconnect,
+                keepalive=keepalive,
+                max_delay=retry.max_delay,
             )
         except Exception as exc:
             self._buffer.put_marker(StreamFailed(exc))
@@ -359,6 +412,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
     def _dispatch_forever(self) -> None:
         buffer = self._buffer
         while True:
+            self._check_drops()
             for item in buffer.take_all():
                 if self._closing and item is not CLOSED:
                     continue  # closed while these were being taken: drop them
@@ -372,7 +426,8 @@ class StreamClient(ClientBase, SyncStreamMethods):
                     self._deliver(frame, bool(self._taps) or self._on_message is not None)
                     if self._taps:
                         for tap in tuple(self._taps):
-                            tap.put(*frame)
+                            # Waits for room with backpressure: the bound holds.
+                            tap.put_from_thread(*frame)
                 elif not self._on_marker(item):
                     return
 
@@ -441,7 +496,13 @@ class StreamClient(ClientBase, SyncStreamMethods):
         with self._consuming() as (frames, pending):
             if not include_status:
                 frames = _without_status(frames)
+            yielding = self._yielding
             for events in frames:
+                if self._close_called:
+                    return  # close_stream() in the loop body: nothing more
+                # close_stream() empties the frame being yielded, which ends
+                # the yield from below at once (no check of ours per event).
+                yielding.append(events)
                 rest = iter(events)
                 try:
                     # yield from: the iterator is resumed in C, not once per event
@@ -452,6 +513,11 @@ class StreamClient(ClientBase, SyncStreamMethods):
                     if remainder:
                         pending.appendleft(_Remainder(remainder))
                     raise
+                finally:
+                    with contextlib.suppress(ValueError):
+                        yielding.remove(events)
+            if self._close_called:
+                return
 
     def iter_batches(self, include_status: bool = True) -> Iterator[list[Event]]:
         """Yield the events of each frame as one list, starting the stream if needed.
@@ -480,7 +546,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
                 tap = ThreadEventBuffer(self._buffer.max_events, self._buffer.overflow)
                 self._taps.append(tap)
             elif self._iterating:
-                raise RuntimeError("another iterator is already consuming this stream")
+                raise StreamBusyError("another iterator is already consuming this stream")
             else:
                 self._iterating = True
         pending: Pending = self._pending if tap is None else deque()
@@ -490,6 +556,8 @@ class StreamClient(ClientBase, SyncStreamMethods):
             with self._state_lock:
                 if tap is not None:
                     self._taps.remove(tap)
+                    self._retired_tap_drops += tap.stats.dropped
+                    tap.close()  # a dispatcher waiting for its room goes on
                 else:
                     self._iterating = False
 
@@ -497,8 +565,9 @@ class StreamClient(ClientBase, SyncStreamMethods):
         """Each frame's events in order, running callbacks first when consuming directly."""
         direct = tap is None
         source = self._buffer if tap is None else tap
-        while True:
+        while not self._close_called:  # frames taken before close_stream() are not yielded
             if not pending:
+                self._check_drops()
                 pending.extend(source.take_all())
                 continue
             item = pending.popleft()
@@ -666,10 +735,13 @@ class StreamClient(ClientBase, SyncStreamMethods):
         with self._state_lock:
             already = self._closing
             self._closing = True
+            self._close_called = True
         self._handlers.stopped = True
         self._buffer.close()
         for tap in list(self._taps):
             tap.close()
+        for events in list(self._yielding):
+            events.clear()  # nothing more is yielded from a frame being yielded
         if not already:
             self._stop_engine()
         _interrupt.forget(self)
@@ -750,7 +822,7 @@ def check_sync_handler(handler: object) -> None:
     """StreamClient handlers are plain functions: they run on a thread with no loop."""
     check_handler(handler)
     if is_async_callable(handler):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"handler_function {handler!r} is a coroutine function; StreamClient calls plain "
             "functions (use AsyncStreamClient for async handlers)"
         )

@@ -139,7 +139,7 @@ def _stream_subjects(template: str, cluster: str) -> list[str]:
     for token in template.split("."):
         if "{ev}" in token or "{sym}" in token:
             if not fixed:
-                raise ValueError(
+                raise ConfigurationError(
                     f"subject_template {template!r} starts with {{ev}} or {{sym}}: "
                     "give stream_subjects"
                 )
