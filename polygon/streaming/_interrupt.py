@@ -65,15 +65,32 @@ def _on_interrupt(signum: int, frame: FrameType | None) -> None:
         # No stream of ours keeps the process: Python's own behaviour.
         signal.default_int_handler(signum, frame)
         return
-    main_code_running = threading.main_thread().is_alive()
+    main_code_running = threading.main_thread().is_alive() and not _at_exit(frame)
     if not main_code_running:
+        # The main code is over, so it holds none of the clients' locks; and from
+        # Python 3.12 no thread may start while the interpreter waits at exit.
         logger.warning("interrupted (Ctrl-C): closing %d stream(s)", len(clients))
+        _close_all(clients)
+        return
     # Closed on a thread of their own: this handler may have interrupted the
     # main thread while it held one of the client's locks.
     closer = threading.Thread(target=_close_all, args=(clients,), name="polygon-stream-interrupt")
     closer.start()
-    if main_code_running:
-        signal.default_int_handler(signum, frame)
+    signal.default_int_handler(signum, frame)
+
+
+def _at_exit(frame: FrameType | None) -> bool:
+    """True when the main thread is in the interpreter's wait for other threads.
+
+    Python 3.12 still reports the main thread alive while it waits there, so
+    the frame the signal interrupted is the sure sign.
+    """
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "_shutdown" and code.co_filename == threading.__file__:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _close_all(clients: list[Closable]) -> None:
