@@ -17,6 +17,7 @@ a deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -59,6 +60,15 @@ async def until(predicate: Callable[[], object], within: float = 5.0, what: str 
 
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
+
+
+def fd_targets() -> dict[str, str]:
+    """Each open fd of this process and what it refers to (for a leak's message)."""
+    targets = {}
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own fd is gone by now
+            targets[fd] = os.readlink(f"/proc/self/fd/{fd}")
+    return targets
 
 
 def rss_bytes() -> int:
@@ -500,6 +510,7 @@ __all__ = [
     "assert_no_leaks",
     "client_threads",
     "duplicate_subscribes",
+    "fd_targets",
     "live_sessions",
     "make_adapter",
     "open_fds",
