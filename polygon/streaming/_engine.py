@@ -81,9 +81,15 @@ class EngineStats:
     connections: int = 0
     reconnects: int = 0
     failed_attempts: int = 0
-    # Frames that may hold data (not only statuses): a connection that received
-    # one delivered data, which makes it healthy for the reconnect policy.
-    data_frames: int = 0
+    # Frames that may hold a status (proto.may_hold_status): counted apart so
+    # that the rest, the data frames, need no counter of their own per frame.
+    status_frames: int = 0
+
+    @property
+    def data_frames(self) -> int:
+        """Frames that may hold data (not only statuses): a connection that
+        received one delivered data, which makes it healthy for the reconnect policy."""
+        return self.frames - self.status_frames
 
 
 class StreamEngine:
@@ -331,8 +337,10 @@ class StreamEngine:
         with the error, which is reported and reconnected).
         """
         has_room = self.sink.has_room
+        put = self.sink.put
         taps = self._taps
         stats = self.stats
+        loads = orjson.loads
         may_hold_status = proto.may_hold_status
         backpressure = self.sink.overflow == "backpressure"
         raw_wanted = self.sink.decode_in_consumer
@@ -342,18 +350,33 @@ class StreamEngine:
 
         def on_frame(frame: Message) -> None:
             try:
-                text = frame if type(frame) is str else None
-                maybe_status = text is not None and may_hold_status(text)
-                if not maybe_status:
-                    stats.data_frames += 1
-                if raw_wanted and text is not None and not maybe_status and not taps:
+                if type(frame) is not str:
+                    decode_and_put(frame, False)  # binary: counted and logged there
+                elif may_hold_status(frame):
+                    stats.status_frames += 1
+                    decode_and_put(frame, True)
+                elif raw_wanted and not taps:
                     # A plain data frame for a consumer that decodes it itself.
                     stats.frames += 1
-                    raw.append(text)
+                    raw.append(frame)
                     if backpressure:
                         hand_over_raw()  # the buffer is checked frame by frame
                 else:
-                    decode_and_put(frame, maybe_status)
+                    # The common case of a consumer on this loop, inline (no call
+                    # of ours per frame but the put): a text frame holding a list.
+                    if raw:
+                        hand_over_raw()
+                    try:
+                        events = loads(frame)
+                    except orjson.JSONDecodeError:
+                        events = None
+                    if type(events) is list:
+                        stats.frames += 1
+                        put(events, frame)
+                        if taps:
+                            self._offer_to_taps(events, frame)
+                    else:
+                        decode_and_put(frame, False)  # decoded again, counted and logged
                 if backpressure and not has_room():
                     self._pause_reading(ws)
             except Exception as exc:  # a bug of ours: report it, never hide it

@@ -63,6 +63,11 @@ def count_events(frame: str) -> int:
 # holds at most n // MIN_EVENT_CHARS events.
 MIN_EVENT_CHARS = 10
 
+# Frame and RawFrame built without the NamedTuple constructor, a Python function
+# that costs ten times a tuple's: the reader builds one per frame at 1 event per
+# frame. ``_new_tuple(RawFrame, (count, text))`` is ``RawFrame(count, text)``.
+_new_tuple = tuple.__new__
+
 
 class ThreadEventBuffer:
     """A FIFO of frames and markers, bounded in events, consumed on another thread."""
@@ -78,8 +83,11 @@ class ThreadEventBuffer:
         self.max_events = max_events
         self.overflow = overflow
         self._stats = BufferStats()
-        # Characters of the uncounted frames waiting here (see the module docstring).
+        # Characters of the uncounted frames waiting here (see the module docstring),
+        # and how many they are: they sit at the end of the queue, or near it, so
+        # counting them walks back from the end this far, never the whole queue.
         self._uncounted_chars = 0
+        self._uncounted_frames = 0
         # Uncounted frames taken and not yet counted by the consumer (settle), in
         # the order taken: they are received and delivered, for stats.
         self._unsettled: deque[str] = deque()
@@ -138,7 +146,7 @@ class ThreadEventBuffer:
         order: all of one read under one lock, with one wake-up."""
         if self.overflow != "drop_oldest":
             for frame in frames:
-                self._append(RawFrame(count_events(frame), frame))
+                self._append(_new_tuple(RawFrame, (count_events(frame), frame)))
             return
         with self._cond:
             if self._closed:
@@ -149,9 +157,10 @@ class ThreadEventBuffer:
                     # It could go over the limit: count what waits, then this frame.
                     self._count_uncounted()
                     count = count_events(frame)
-                    self._add_locked(RawFrame(count, frame), count)
+                    self._add_locked(_new_tuple(RawFrame, (count, frame)), count)
                 else:
                     self._uncounted_chars = chars
+                    self._uncounted_frames += 1
                     self._items.append(frame)
             wake_later = self._wake_locked()
         if wake_later:
@@ -168,7 +177,7 @@ class ThreadEventBuffer:
             self._stats.delivered += count
 
     def put(self, batch: Batch, frame: str = "") -> None:
-        self._append(Frame(batch, frame if self.keep_raw else ""))
+        self._append(_new_tuple(Frame, (batch, frame if self.keep_raw else "")))
 
     def put_from_thread(self, batch: Batch, frame: str = "") -> None:
         """Add a frame from a producer on a plain thread (no event loop).
@@ -210,20 +219,29 @@ class ThreadEventBuffer:
             self._items = drop_oldest(self._items, stats, self.max_events)
 
     def _count_uncounted(self) -> None:
-        """Count every waiting frame (the buffer may be about to go over its limit)."""
-        if not self._uncounted_chars:
+        """Count every waiting frame (the buffer may be about to go over its limit).
+
+        The uncounted frames are the last ones put, but for a decoded frame or a
+        marker put after them: walking back from the end, the walk stops at the
+        last of them, so its cost does not grow with what was counted before.
+        """
+        left = self._uncounted_frames
+        if not left:
             return
         stats = self._stats
-        counted: deque[ThreadItem] = deque()
-        for item in self._items:
+        items = self._items
+        index = len(items)
+        while left:
+            index -= 1
+            item = items[index]
             if type(item) is str:
                 count = count_events(item)
                 stats.received += count
                 stats.backlog += count
-                item = RawFrame(count, item)
-            counted.append(item)
-        self._items = counted
+                items[index] = _new_tuple(RawFrame, (count, item))
+                left -= 1
         self._uncounted_chars = 0
+        self._uncounted_frames = 0
 
     def _wake_locked(self) -> bool:
         """Wake a waiting consumer; True if the wake-up is to be deferred (the
@@ -313,6 +331,7 @@ class ThreadEventBuffer:
                     # Counted by the consumer (settle); its bound limits the take.
                     chars = len(item)
                     self._uncounted_chars -= chars
+                    self._uncounted_frames -= 1
                     self._unsettled.append(item)
                     taken_bound += chars // MIN_EVENT_CHARS
                 else:

@@ -260,8 +260,9 @@ class StreamClient(ClientBase, SyncStreamMethods):
         self._close_called = False
         # Dropped events are reported (on_error, a WARNING), not only counted.
         self._drops = DropReporter(self._report_drops)
-        # The frames iter_messages() is yielding from, emptied by close_stream().
-        self._yielding: list[list[Event]] = []
+        # One slot per running iter_messages(): the frame it is yielding from (or
+        # None between frames), emptied by close_stream().
+        self._yielding: list[list[list[Event] | None]] = []
         self._pending: Pending = deque()
         self._taps: list[ThreadEventBuffer] = []
         self._state_lock = threading.RLock()
@@ -496,28 +497,31 @@ class StreamClient(ClientBase, SyncStreamMethods):
         with self._consuming() as (frames, pending):
             if not include_status:
                 frames = _without_status(frames)
-            yielding = self._yielding
-            for events in frames:
-                if self._close_called:
-                    return  # close_stream() in the loop body: nothing more
-                # close_stream() empties the frame being yielded, which ends
-                # the yield from below at once (no check of ours per event).
-                yielding.append(events)
-                rest = iter(events)
-                try:
-                    # yield from: the iterator is resumed in C, not once per event
-                    # through a loop of ours.
-                    yield from rest
-                except GeneratorExit:
-                    remainder = list(rest)  # what the caller did not get
-                    if remainder:
-                        pending.appendleft(_Remainder(remainder))
-                    raise
-                finally:
-                    with contextlib.suppress(ValueError):
-                        yielding.remove(events)
-            if self._close_called:
-                return
+            # Registered once per iteration, not per frame: at one event per
+            # frame the frame's own bookkeeping is a fair share of its cost.
+            slot: list[list[Event] | None] = [None]
+            self._yielding.append(slot)
+            try:
+                for events in frames:
+                    if self._close_called:
+                        return  # close_stream() in the loop body: nothing more
+                    # close_stream() empties the frame being yielded, which ends
+                    # the yield from below at once (no check of ours per event).
+                    slot[0] = events
+                    rest = iter(events)
+                    try:
+                        # yield from: the iterator is resumed in C, not once per
+                        # event through a loop of ours.
+                        yield from rest
+                    except GeneratorExit:
+                        remainder = list(rest)  # what the caller did not get
+                        if remainder:
+                            pending.appendleft(_Remainder(remainder))
+                        raise
+                    slot[0] = None
+            finally:
+                with contextlib.suppress(ValueError):
+                    self._yielding.remove(slot)
 
     def iter_batches(self, include_status: bool = True) -> Iterator[list[Event]]:
         """Yield the events of each frame as one list, starting the stream if needed.
@@ -740,8 +744,10 @@ class StreamClient(ClientBase, SyncStreamMethods):
         self._buffer.close()
         for tap in list(self._taps):
             tap.close()
-        for events in list(self._yielding):
-            events.clear()  # nothing more is yielded from a frame being yielded
+        for slot in list(self._yielding):
+            events = slot[0]
+            if events is not None:
+                events.clear()  # nothing more is yielded from a frame being yielded
         if not already:
             self._stop_engine()
         _interrupt.forget(self)
