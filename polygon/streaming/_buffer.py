@@ -63,11 +63,11 @@ class Frame(NamedTuple):
     text: str
 
 
-class RawFrame(NamedTuple):
-    """A counted frame crossing to another thread undecoded: the consumer decodes it."""
-
-    event_count: int
-    text: str
+# A counted frame crossing to another thread undecoded, which the consumer
+# decodes: ``(event count, text)``. A plain tuple, not a NamedTuple like Frame:
+# the reader makes one per frame while the consumer lags, and a NamedTuple
+# costs several times a tuple to make (a tuple subclass is built twice over).
+RawFrame = tuple[int, str]
 
 
 # A frame crossing undecoded whose events the buffer has not needed to count
@@ -112,9 +112,10 @@ def events_in(item: object) -> int:
         return len(item)  # type: ignore[arg-type]
     if kind is str:
         return UNCOUNTED
-    if kind is RawFrame:
-        return item.event_count  # type: ignore[attr-defined, no-any-return]
-    if kind is Frame or kind is tuple:
+    if kind is tuple:  # a RawFrame, or an (events, text) pair
+        first = item[0]  # type: ignore[index]
+        return first if type(first) is int else len(first)
+    if kind is Frame:
         return len(item[0])  # type: ignore[index]
     return 0
 
@@ -124,7 +125,7 @@ def is_frame(item: object) -> bool:
     return type(item) in _FRAME_TYPES
 
 
-_FRAME_TYPES = (list, Frame, RawFrame, str, tuple)
+_FRAME_TYPES = (list, Frame, str, tuple)
 
 
 def drop_oldest(items: deque[Any], stats: BufferStats, limit: int) -> deque[Any]:

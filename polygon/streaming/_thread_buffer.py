@@ -63,9 +63,8 @@ def count_events(frame: str) -> int:
 # holds at most n // MIN_EVENT_CHARS events.
 MIN_EVENT_CHARS = 10
 
-# Frame and RawFrame built without the NamedTuple constructor, a Python function
-# that costs ten times a tuple's: the reader builds one per frame at 1 event per
-# frame. ``_new_tuple(RawFrame, (count, text))`` is ``RawFrame(count, text)``.
+# A Frame built without the NamedTuple constructor, a Python function that
+# costs twice this: ``_new_tuple(Frame, (events, text))`` is ``Frame(events, text)``.
 _new_tuple = tuple.__new__
 
 
@@ -146,7 +145,7 @@ class ThreadEventBuffer:
         order: all of one read under one lock, with one wake-up."""
         if self.overflow != "drop_oldest":
             for frame in frames:
-                self._append(_new_tuple(RawFrame, (count_events(frame), frame)))
+                self._append((count_events(frame), frame))
             return
         with self._cond:
             if self._closed:
@@ -157,7 +156,7 @@ class ThreadEventBuffer:
                     # It could go over the limit: count what waits, then this frame.
                     self._count_uncounted()
                     count = count_events(frame)
-                    self._add_locked(_new_tuple(RawFrame, (count, frame)), count)
+                    self._add_locked((count, frame), count)
                 else:
                     self._uncounted_chars = chars
                     self._uncounted_frames += 1
@@ -238,7 +237,7 @@ class ThreadEventBuffer:
                 count = count_events(item)
                 stats.received += count
                 stats.backlog += count
-                items[index] = _new_tuple(RawFrame, (count, item))
+                items[index] = (count, item)
                 left -= 1
         self._uncounted_chars = 0
         self._uncounted_frames = 0

@@ -418,7 +418,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
                 if self._closing and item is not CLOSED:
                     continue  # closed while these were being taken: drop them
                 kind = type(item)
-                if kind is str or kind is Frame or kind is RawFrame:
+                if kind is str or kind is Frame or kind is tuple:  # tuple: a RawFrame
                     frame = self._decoded(item)  # type: ignore[arg-type]
                     if frame is None:
                         continue
@@ -445,7 +445,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
             # Settled before any handler runs: a handler may read the stats.
             self._buffer.settle(item, 0 if events is None else len(events))
             return None if events is None else (events, item)
-        text = item.text  # type: ignore[union-attr]
+        text = item[1]
         events = self._engine.decode_events(text)
         return None if events is None else (events, text)
 
@@ -576,7 +576,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
                 continue
             item = pending.popleft()
             kind = type(item)
-            if kind is str or kind is Frame or kind is RawFrame:
+            if kind is str or kind is Frame or kind is tuple:  # tuple: a RawFrame
                 frame = self._decoded(item)  # type: ignore[arg-type]
                 if frame is None:
                     continue
