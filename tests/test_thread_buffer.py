@@ -119,6 +119,35 @@ def test_raw_frames_that_could_pass_the_limit_are_counted_and_dropped_exactly(
     assert counts(buffer) == (60, 20, 40, 0)
 
 
+def test_counting_finds_every_uncounted_frame_behind_a_decoded_one() -> None:
+    # Uncounted frames are counted walking back from the end: one taken by the
+    # consumer meanwhile and a decoded frame put between them must not throw
+    # the walk off (the limit and the drop counts stay exact).
+    buffer = ThreadEventBuffer(max_events=60)
+    buffer.put_raw_frames([raw(0, 10)])
+    buffer.put_raw_frames([raw(10, 10)])
+    [first] = buffer.take_all(timeout=1)
+    assert first == raw(0, 10)
+    buffer.settle(first, 10)  # type: ignore[arg-type]
+    buffer.put(frame(20, 10), "")
+    buffer.put_raw_frames([raw(30, 10)])
+    assert events_in(raw(30, 10)) == UNCOUNTED
+    # Each of these could pass the limit: everything waiting is counted, and
+    # the last one drops the oldest frame (events 10 to 19).
+    buffer.put_raw_frames([raw(40, 10)])
+    buffer.put_raw_frames([raw(50, 10), raw(60, 10)])
+    buffer.put_raw_frames([raw(70, 10)])
+    taken = drain(buffer)
+    assert all(type(item) is not str for item in taken)  # all counted
+    events = [
+        e
+        for item in taken
+        for e in (item[0] if type(item) is Frame else orjson.loads(item[1]))  # type: ignore[index]
+    ]
+    assert [e["q"] for e in events] == list(range(20, 80))
+    assert counts(buffer) == (80, 70, 10, 0)
+
+
 def test_a_take_of_raw_frames_is_bounded_by_their_largest_possible_count() -> None:
     buffer = ThreadEventBuffer(max_events=16 * 100)
     texts = [raw(q, 10) for q in range(0, 200, 10)]

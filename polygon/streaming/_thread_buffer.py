@@ -230,7 +230,7 @@ class ThreadEventBuffer:
         stats = self._stats
         items = self._items
         index = len(items)
-        while left:
+        while left and index:
             index -= 1
             item = items[index]
             if type(item) is str:
