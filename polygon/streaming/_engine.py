@@ -412,30 +412,22 @@ class StreamEngine:
         self, ws: FastConnection, hand_over_raw: Callable[[], None] | None
     ) -> Callable[[Message, bool], None]:
         """Decode a frame here, act on its statuses, put it in the buffer and
-        offer it to the taps (raw frames taken before it are handed over first)."""
-        stats = self.stats
+        offer it to the taps (raw frames taken before it are handed over first).
+
+        For the frames off the common road (a frame that may hold a status, a
+        binary frame, one that is not a list): the plain data frames are
+        decoded inline in :meth:`_frame_handler`.
+        """
         put = self.sink.put
         taps = self._taps
-        loads = orjson.loads
         decode = self._decode
 
         def decode_and_put(frame: Message, maybe_status: bool) -> None:
             if hand_over_raw is not None:
                 hand_over_raw()
-            # The common case inline (a text frame holding a list); anything
-            # else goes through _decode, which counts and logs it.
-            events: Any = None
-            if type(frame) is str:
-                try:
-                    events = loads(frame)
-                except orjson.JSONDecodeError:
-                    events = None  # _decode counts and logs it
-            if type(events) is list:
-                stats.frames += 1
-            else:
-                events = decode(frame)
-                if events is None:
-                    return
+            events = decode(frame)  # counted, and logged when it holds no events
+            if events is None:
+                return
             if maybe_status and self._scan_status(events):
                 self._close_soon(ws)
             put(events, frame)  # type: ignore[arg-type]
