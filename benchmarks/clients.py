@@ -465,6 +465,10 @@ def run(
         "rss_at_start_kb": marks.rss0_kb,
         "stats": marks.stats,
     }
+    polygon = sys.modules.get("polygon")
+    if polygon is not None and polygon.__file__:
+        # Which copy of the package ran (a baseline run must not measure ours).
+        result["polygon_dir"] = os.path.dirname(os.path.abspath(polygon.__file__))
     if scenario == "slow":
         result["handled"] = consumer.count
         result["consumer_rate"] = consumer.count / seconds

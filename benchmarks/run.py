@@ -23,6 +23,14 @@ Figures:
   growth) at 200,000 events/s through a handler ten times slower, with the
   clients' default ``drop_oldest`` buffer: peak RSS and the counters.
 
+- **against a baseline** (``--baseline REV``): the throughput runs of every
+  interface are repeated with ``polygon/`` as of the git revision ``REV``, in
+  the same run and with the same measuring code, alternating which goes first;
+  each run is paired with its own floor runs, and the table sets each
+  interface's median ratio beside the baseline's. A change of the data path is
+  judged by this, not by a table from another day: this machine's speed moves
+  by more than the changes measured.
+
 Options: ``--quick`` for a subset in about a minute; see ``--help``.
 """
 
@@ -64,12 +72,52 @@ def snapshot() -> tuple[Path, str]:
     skip = shutil.ignore_patterns("__pycache__", "results", "*.pyc")
     shutil.copytree(ROOT / "polygon", tmp / "polygon", ignore=skip)
     shutil.copytree(ROOT / "benchmarks", tmp / "benchmarks", ignore=skip)
-    digest = hashlib.sha256()
-    for path in sorted((tmp / "polygon").rglob("*.py")):
-        digest.update(str(path.relative_to(tmp)).encode() + b"\0" + path.read_bytes())
     WORKDIR = tmp
     sys.path.insert(0, str(tmp))  # available() and slow_consumer() import polygon from it
-    return tmp, digest.hexdigest()[:12]
+    return tmp, tree_hash(tmp)
+
+
+def tree_hash(root: Path) -> str:
+    """A short hash of the Python sources of ``root/polygon``."""
+    digest = hashlib.sha256()
+    for path in sorted((root / "polygon").rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """``polygon/`` as of another git revision, measured with this run's ``benchmarks/``."""
+
+    revision: str
+    commit: str
+    workdir: Path
+    tree: str
+
+
+def baseline_snapshot(revision: str, workdir: Path) -> Baseline:
+    """Extract ``polygon/`` at ``revision`` beside a copy of the snapshot's
+    ``benchmarks/`` (so both sides run the same measuring code)."""
+    where = workdir / "baseline"
+    where.mkdir()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", "--short", f"{revision}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    if commit.returncode != 0:
+        raise SystemExit(f"--baseline: {revision!r} is not a commit of this repository")
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit.stdout.strip(), "polygon"],
+        capture_output=True,
+        cwd=ROOT,
+        check=True,
+    )
+    subprocess.run(["tar", "-x", "-C", str(where)], input=archive.stdout, check=True)
+    shutil.copytree(workdir / "benchmarks", where / "benchmarks")
+    return Baseline(revision, commit.stdout.strip(), where, tree_hash(where))
 
 
 @dataclass(frozen=True)
@@ -200,8 +248,12 @@ def run_client(
     stamp: bool = False,
     consumer_rate: float = 0.0,
     warmup: int = 0,
+    code: Path | None = None,
 ) -> dict[str, Any]:
-    """One feed process and one client process; the client's result with the feed's."""
+    """One feed process and one client process; the client's result with the feed's.
+
+    ``code``: where the client process takes ``polygon`` from (default: the snapshot).
+    """
     feed = FeedProcess(events, per_frame, rate=rate, stamp=stamp, cwd=WORKDIR)
     args = [
         sys.executable,
@@ -224,7 +276,12 @@ def run_client(
     ]
     try:
         proc = subprocess.run(
-            args, capture_output=True, text=True, timeout=CLIENT_TIMEOUT, cwd=WORKDIR, check=False
+            args,
+            capture_output=True,
+            text=True,
+            timeout=CLIENT_TIMEOUT,
+            cwd=code or WORKDIR,
+            check=False,
         )
     except subprocess.TimeoutExpired:
         feed.kill()
@@ -246,34 +303,59 @@ def log(message: str) -> None:
 # -- the three parts ----------------------------------------------------------------------
 
 
-def throughput(plan: Plan, interfaces: Sequence[Interface]) -> dict[str, Any]:
+def throughput(
+    plan: Plan, interfaces: Sequence[Interface], baseline: Baseline | None = None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Interleaved runs: every repeat runs every interface at every frame size, and
     the floor before the first interface and after each one.
 
     Each run is compared with the floor runs right before and after it, so a
     machine that speeds up or slows down over a minute (this one does, by about
-    10 %) moves both sides of the ratio alike.
+    10 %) moves both sides of the ratio alike. With a ``baseline``, each
+    interface also runs on the baseline's code, right before or after ours (in
+    turn), with a floor run after it too. Returns our rows, and the baseline's.
     """
     runs: dict[str, dict[int, list[dict[str, Any]]]] = {
         i.mode: {k: [] for k in plan.sizes} for i in interfaces
     }
+    base_runs: dict[str, dict[int, list[dict[str, Any]]]] = {
+        i.mode: {k: [] for k in plan.sizes} for i in interfaces
+    }
     others = [i for i in interfaces if i.mode != FLOOR.mode]
     for repeat in range(plan.repeats):
+        # Which code runs first alternates, so neither is always the one after the other.
+        codes: list[Path | None] = [None]
+        if baseline is not None:
+            codes = [None, baseline.workdir] if repeat % 2 == 0 else [baseline.workdir, None]
         for per_frame in plan.sizes:
             events = round_events(plan.events[per_frame], per_frame)
-            context = (runs, per_frame, events, f"{repeat + 1}/{plan.repeats}")
+            label = f"{repeat + 1}/{plan.repeats}"
             # The feed-capacity row is not a client: the floor run after it is its pair.
-            drained = measure(DRAIN.mode, *context) if DRAIN in others else None
-            before = measure(FLOOR.mode, *context)
+            drained = (
+                measure(DRAIN.mode, runs, per_frame, events, label) if DRAIN in others else None
+            )
+            before = measure(FLOOR.mode, runs, per_frame, events, label)
             if drained is not None:
                 pair_with_floor(drained, [before])
             for interface in others:
-                if interface is not DRAIN:
-                    result = measure(interface.mode, *context)
-                    after = measure(FLOOR.mode, *context)
+                if interface is DRAIN:
+                    continue
+                for code in codes:
+                    into = runs if code is None else base_runs
+                    result = measure(interface.mode, into, per_frame, events, label, code)
+                    after = measure(FLOOR.mode, runs, per_frame, events, label)
                     pair_with_floor(result, [before, after])
                     before = after
-    return summarize_throughput(runs, interfaces, plan.sizes)
+    rows = summarize_throughput(runs, interfaces, plan.sizes)
+    if baseline is None:
+        return rows, None
+    measured = [i for i in others if i is not DRAIN]
+    return rows, {
+        "revision": baseline.revision,
+        "commit": baseline.commit,
+        "polygon_tree": baseline.tree,
+        "throughput": summarize_throughput(base_runs, measured, plan.sizes),
+    }
 
 
 def measure(
@@ -282,18 +364,24 @@ def measure(
     per_frame: int,
     events: int,
     repeat: str,
+    code: Path | None = None,
 ) -> dict[str, Any]:
-    """One throughput run of ``mode``, kept in ``runs`` and logged."""
-    result = run_client(mode, "throughput", events, per_frame)
+    """One throughput run of ``mode`` (on the baseline's ``code`` if given), kept in
+    ``runs`` and logged."""
+    result = run_client(mode, "throughput", events, per_frame, code=code)
+    ran = result.get("polygon_dir")
+    if code is not None and ran is not None and not Path(ran).is_relative_to(code):
+        result = {"error": f"the baseline run imported polygon from {ran}, not {code}"}
     runs[mode][per_frame].append(result)
+    name = mode if code is None else f"{mode} (baseline)"
     if "error" in result:
-        log(f"  {mode} {per_frame}/frame: ERROR {result['error']}")
+        log(f"  {name} {per_frame}/frame: ERROR {result['error']}")
         return result
     dropped = result.get("stats", {}).get("events_dropped", 0)
     note = f"  ({dropped} dropped)" if dropped else ""
     log(
         f"  run {repeat} {per_frame:>3}/frame "
-        f"{mode:<16} {result['events_per_second']:>12,.0f} ev/s{note}"
+        f"{name:<27} {result['events_per_second']:>12,.0f} ev/s{note}"
     )
     return result
 
@@ -604,6 +692,37 @@ def throughput_table(rows: dict[str, Any], interfaces: Sequence[Interface]) -> l
     return table
 
 
+def baseline_table(
+    ours: dict[str, Any], theirs: dict[str, Any], interfaces: Sequence[Interface]
+) -> list[list[str]]:
+    """Per interface and frame size: our median ratio to the floor, the baseline's,
+    and ours over theirs (the median, and the range over the repeats)."""
+    table = [["interface", "ev/frame", "ratio", "baseline ratio", "ours / baseline", "per repeat"]]
+    sizes = sorted({int(k) for mode in theirs.values() for k in mode})
+    for per_frame in sizes:
+        for interface in interfaces:
+            mine = ours.get(interface.mode, {}).get(str(per_frame), {})
+            base = theirs.get(interface.mode, {}).get(str(per_frame), {})
+            if not base:
+                continue  # the floor, or an interface the baseline run left out
+            if "ratio" not in mine or "ratio" not in base:
+                table.append([interface.label, str(per_frame), "failed", "", "", ""])
+                continue
+            # The n-th run of each side is from the same repeat, side by side.
+            each = [a / b for a, b in zip(mine["ratios"], base["ratios"], strict=False)]
+            table.append(
+                [
+                    interface.label,
+                    str(per_frame),
+                    f"{mine['ratio']:.2f}",
+                    f"{base['ratio']:.2f}",
+                    f"{mine['ratio'] / base['ratio']:.2f}",
+                    f"{min(each):.2f} - {max(each):.2f}" if each else "",
+                ]
+            )
+    return table
+
+
 def latency_table(rows: dict[str, Any], interfaces: Sequence[Interface]) -> list[list[str]]:
     table = [["interface", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "CPU %", "p99 target"]]
     for interface in interfaces:
@@ -730,6 +849,18 @@ def report(results: dict[str, Any], interfaces: Sequence[Interface]) -> tuple[st
         )
         parts_text += ["", head, text_table(table)]
         parts_rst += ["", rst_table(table, head, "26 6 11 13 6 10 7 7 7 14")]
+    if "baseline" in results:
+        base = results["baseline"]
+        table = baseline_table(results["throughput"], base["throughput"], interfaces)
+        head = (
+            f"Against the baseline: polygon/ as of {base['revision']} (commit "
+            f"{base['commit']}, tree {base['polygon_tree']}), run in the same repeats with "
+            "the same measuring code, each run paired with its own floor runs; ratio: the "
+            "median ratio to the floor of each; ours / baseline: the quotient of the "
+            "medians, and its range over the repeats (each repeat's two runs side by side)."
+        )
+        parts_text += ["", head, text_table(table)]
+        parts_rst += ["", rst_table(table, head)]
     if "latency" in results:
         table = latency_table(results["latency"], interfaces)
         head = (
@@ -772,6 +903,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, help="results directory")
     parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run every interface's throughput with polygon/ as of this git revision "
+        "(results to benchmarks/results/baseline/ unless --out is given)",
+    )
+    parser.add_argument(
         "--report", type=Path, help="only rebuild the tables from this results.json"
     )
     args = parser.parse_args(argv)
@@ -784,17 +921,28 @@ def main(argv: Sequence[str] | None = None) -> None:
         plan = replace(plan, repeats=args.repeats)
     if args.sizes:
         plan = replace(plan, sizes=tuple(int(s) for s in args.sizes.split(",")))
-    out = args.out or (RESULTS / "quick" if args.quick else RESULTS)
+    default_out = RESULTS / "quick" if args.quick else RESULTS
+    if args.baseline:
+        default_out = RESULTS / "baseline"
+    out = args.out or default_out
     parts = set(args.parts.split(","))
 
     workdir, tree = snapshot()
     try:
-        run_plan(plan, args.only, parts, out, tree)
+        baseline = baseline_snapshot(args.baseline, workdir) if args.baseline else None
+        run_plan(plan, args.only, parts, out, tree, baseline)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def run_plan(plan: Plan, only: str | None, parts: set[str], out: Path, tree: str) -> None:
+def run_plan(
+    plan: Plan,
+    only: str | None,
+    parts: set[str],
+    out: Path,
+    tree: str,
+    baseline: Baseline | None = None,
+) -> None:
     interfaces: list[Interface] = []
     for interface in INTERFACES:
         ok, why = available(interface)
@@ -814,7 +962,9 @@ def run_plan(plan: Plan, only: str | None, parts: set[str], out: Path, tree: str
     if "throughput" in parts:
         log("throughput")
         modes = [DRAIN, *interfaces] if plan.extras else interfaces
-        results["throughput"] = throughput(plan, modes)
+        results["throughput"], against = throughput(plan, modes, baseline)
+        if against is not None:
+            results["baseline"] = against
         save(out, results)
     if "latency" in parts:
         log("latency")
