@@ -11,6 +11,7 @@ import pytest
 
 from polygon.streaming._buffer import CLOSED, ConnectionEnded, StreamFailed, events_in
 from polygon.streaming._thread_buffer import (
+    COUNT_ON_TAKE_CHARS,
     MIN_EVENT_CHARS,
     UNCOUNTED,
     Frame,
@@ -81,8 +82,31 @@ def counts(buffer: ThreadEventBuffer) -> tuple[int, int, int, int]:
     return (s.received, s.delivered, s.dropped, s.backlog)
 
 
+def settling(buffer: ThreadEventBuffer) -> ThreadEventBuffer:
+    """``buffer``, leaving every uncounted frame to the consumer to settle, as it
+    does frames longer than COUNT_ON_TAKE_CHARS (these short ones are easier to read)."""
+    buffer.count_on_take_chars = 0
+    return buffer
+
+
+def test_short_raw_frames_are_counted_when_taken() -> None:
+    # Counting a short frame is cheaper than settling it after decoding it.
+    buffer = ThreadEventBuffer(max_events=16 * 1000)  # takes of up to 1,000 events
+    long_frame = raw(0, COUNT_ON_TAKE_CHARS // 10)  # over 10 characters an event
+    assert len(raw(0, 3)) <= COUNT_ON_TAKE_CHARS < len(long_frame)
+    buffer.put_raw_frames([raw(0, 3), long_frame, raw(3, 2)])
+    taken = buffer.take_all(timeout=1)
+    assert taken == [(3, raw(0, 3)), long_frame, (2, raw(3, 2))]
+    assert [events_in(item) for item in taken] == [3, UNCOUNTED, 2]
+    # In flight, the long frame is counted when the stats are read.
+    events = COUNT_ON_TAKE_CHARS // 10
+    assert counts(buffer) == (5 + events, 5 + events, 0, 0)
+    buffer.settle(long_frame, events)
+    assert counts(buffer) == (5 + events, 5 + events, 0, 0)
+
+
 def test_raw_frames_are_left_to_the_consumer_to_count_and_the_stats_stay_exact() -> None:
-    buffer = ThreadEventBuffer(max_events=1000)
+    buffer = settling(ThreadEventBuffer(max_events=1000))
     buffer.put_raw_frames([raw(0, 3)])
     buffer.put_raw_frames([raw(3, 2)])
     assert counts(buffer) == (5, 0, 0, 5)
@@ -123,7 +147,7 @@ def test_counting_finds_every_uncounted_frame_behind_a_decoded_one() -> None:
     # Uncounted frames are counted walking back from the end: one taken by the
     # consumer meanwhile and a decoded frame put between them must not throw
     # the walk off (the limit and the drop counts stay exact).
-    buffer = ThreadEventBuffer(max_events=60)
+    buffer = settling(ThreadEventBuffer(max_events=60))
     buffer.put_raw_frames([raw(0, 10)])
     buffer.put_raw_frames([raw(10, 10)])
     [first] = buffer.take_all(timeout=1)
@@ -149,7 +173,7 @@ def test_counting_finds_every_uncounted_frame_behind_a_decoded_one() -> None:
 
 
 def test_a_take_of_raw_frames_is_bounded_by_their_largest_possible_count() -> None:
-    buffer = ThreadEventBuffer(max_events=16 * 100)
+    buffer = settling(ThreadEventBuffer(max_events=16 * 100))
     texts = [raw(q, 10) for q in range(0, 200, 10)]
     for text in texts:
         buffer.put_raw_frames([text])
