@@ -553,6 +553,62 @@ def test_iter_messages_yields_every_event_in_order(sim: SimulatorThread) -> None
         assert client.stats.events_dropped == 0
 
 
+def publish_when_subscribed(sim: SimulatorThread, topics: set[str], frame: list[Event]) -> None:
+    """On another thread (the stream starts with the iterator's first next()):
+    wait for ``topics``, then publish ``frame``."""
+
+    def publish_it() -> None:
+        wait_server_topics(sim, topics, timeout=10)
+        publish_frames(sim, [frame])
+
+    threading.Thread(target=publish_it, name="publisher", daemon=True).start()
+
+
+@pytest.mark.timeout(20)
+def test_iterating_directly_runs_the_callbacks_set_before_and_during_the_loop(
+    sim: SimulatorThread,
+) -> None:
+    # The iterator skips the per-frame delivery while there is nothing to run:
+    # on_message, a batch handler or a handler set meanwhile must still run,
+    # each from the next frame on.
+    raw: list[str] = []
+    batches: list[list[int]] = []
+    quotes: list[int] = []
+    with make_client(sim, on_message=lambda _client, text: raw.append(text)) as client:
+        client.subscribe_stock_trades(["AAPL"])
+        client.subscribe_stock_quotes(["AAPL"])
+        iterator = client.iter_messages(include_status=False)
+        publish_when_subscribed(sim, {"T.AAPL", "Q.AAPL"}, [trade(sim, "AAPL", 0)])
+        assert next(iterator)["q"] == 0  # starts the stream
+        # on_message ran (for the statuses too) before the frame's events were yielded.
+        assert '"q":0' in raw[-1]
+        client.change_handler("Q", lambda event: quotes.append(event["q"]))
+        client.add_batch_handler(lambda events: batches.append([e["q"] for e in events]))
+        publish_frames(sim, [[quote(sim, "AAPL", 1)]])
+        assert next(iterator)["q"] == 1
+        assert (quotes, batches) == ([1], [[1]])
+        assert '"q":1' in raw[-1]
+        iterator.close()
+
+
+@pytest.mark.timeout(20)
+def test_the_callbacks_run_while_iterating_directly_without_on_message(
+    sim: SimulatorThread,
+) -> None:
+    quotes: list[int] = []
+    with make_client(sim) as client:
+        client.subscribe_stock_quotes(["AAPL"])
+        iterator = client.iter_messages(include_status=False)
+        publish_when_subscribed(sim, {"Q.AAPL"}, [quote(sim, "AAPL", 0)])
+        assert next(iterator)["q"] == 0  # starts the stream
+        assert quotes == []  # no handler of its own yet: the iterator shows it
+        client.change_handler("Q", lambda event: quotes.append(event["q"]))
+        publish_frames(sim, [[quote(sim, "AAPL", 1)]])
+        assert next(iterator)["q"] == 1
+        assert quotes == [1]
+        iterator.close()
+
+
 @pytest.mark.timeout(20)
 def test_iter_messages_can_leave_out_status_events_and_resume_after_break(
     sim: SimulatorThread,

@@ -569,6 +569,7 @@ class StreamClient(ClientBase, SyncStreamMethods):
         """Each frame's events in order, running callbacks first when consuming directly."""
         direct = tap is None
         source = self._buffer if tap is None else tap
+        handlers = self._handlers
         while not self._close_called:  # frames taken before close_stream() are not yielded
             if not pending:
                 self._check_drops()
@@ -580,7 +581,10 @@ class StreamClient(ClientBase, SyncStreamMethods):
                 frame = self._decoded(item)  # type: ignore[arg-type]
                 if frame is None:
                     continue
-                if direct:
+                # With no callback of the user's to run, _deliver would do nothing.
+                if direct and (
+                    self._on_message is not None or handlers.batch_handlers or handlers.has_explicit
+                ):
                     self._deliver(frame, explicit_only=True)
                 yield frame[0]
             elif type(item) is _Remainder:
