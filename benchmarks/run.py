@@ -850,15 +850,7 @@ def report(results: dict[str, Any], interfaces: Sequence[Interface]) -> tuple[st
         parts_text += ["", head, text_table(table)]
         parts_rst += ["", rst_table(table, head, "26 6 11 13 6 10 7 7 7 14")]
     if "baseline" in results:
-        base = results["baseline"]
-        table = baseline_table(results["throughput"], base["throughput"], interfaces)
-        head = (
-            f"Against the baseline: polygon/ as of {base['revision']} (commit "
-            f"{base['commit']}, tree {base['polygon_tree']}), run in the same repeats with "
-            "the same measuring code, each run paired with its own floor runs; ratio: the "
-            "median ratio to the floor of each; ours / baseline: the quotient of the "
-            "medians, and its range over the repeats (each repeat's two runs side by side)."
-        )
+        head, table = against_baseline(results, interfaces)
         parts_text += ["", head, text_table(table)]
         parts_rst += ["", rst_table(table, head)]
     if "latency" in results:
@@ -888,6 +880,24 @@ def report(results: dict[str, Any], interfaces: Sequence[Interface]) -> tuple[st
         parts_text += ["", head, text_table(table)]
         parts_rst += ["", rst_table(table, head)]
     return "\n".join(parts_text) + "\n", "\n".join(parts_rst) + "\n"
+
+
+def against_baseline(
+    results: dict[str, Any], interfaces: Sequence[Interface]
+) -> tuple[str, list[list[str]]]:
+    """The heading and the table that set our ratios beside the baseline's."""
+    base = results["baseline"]
+    table = baseline_table(results["throughput"], base["throughput"], interfaces)
+    head = (
+        f"Against the baseline: polygon/ as of {base['revision']} (commit "
+        f"{base['commit']}, tree {base['polygon_tree']}) and this tree "
+        f"({results['environment'].get('polygon_tree', '?')}), in the same "
+        f"{results['plan']['repeats']} repeats with the same measuring code, each run "
+        "paired with its own floor runs; ratio: the median ratio to the floor of each; "
+        "ours / baseline: the quotient of the medians, and its range over the repeats "
+        "(each repeat's two runs side by side)."
+    )
+    return head, table
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -992,6 +1002,14 @@ def write_report(out: Path, results: dict[str, Any]) -> None:
     text, rst = report(results, interfaces)
     (out / "table.rst").write_text(rst)
     (out / "table.txt").write_text(text)
+    if "baseline" in results:
+        # The comparison alone, for a page that shows the full table elsewhere.
+        head, table = against_baseline(results, interfaces)
+        (out / "baseline.rst").write_text(
+            ".. This file is written by ``python -m benchmarks.run``; do not edit it.\n\n"
+            + rst_table(table, head)
+            + "\n"
+        )
     log("")
     log(text)
     shown = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
