@@ -343,11 +343,11 @@ class ThreadEventBuffer:
             short = self.count_on_take_chars
             taken_bound = 0
             while items and delivered + counted_now + taken_bound < limit:
-                item = items.popleft()
+                item = items[0]
                 if item is CLOSED:
-                    items.appendleft(item)
-                    taken.append(item)
+                    taken.append(item)  # and left in place
                     break
+                items.popleft()
                 if type(item) is str:
                     chars = len(item)
                     self._uncounted_chars -= chars
