@@ -708,8 +708,11 @@ def baseline_table(
             if "ratio" not in mine or "ratio" not in base:
                 table.append([interface.label, str(per_frame), "failed", "", "", ""])
                 continue
-            # The n-th run of each side is from the same repeat, side by side.
-            each = [a / b for a, b in zip(mine["ratios"], base["ratios"], strict=False)]
+            # The n-th run of each side is from the same repeat, side by side; once a
+            # run failed on one side that pairing is lost, and no range is shown.
+            each: list[float] = []
+            if len(mine["ratios"]) == len(base["ratios"]):
+                each = [a / b for a, b in zip(mine["ratios"], base["ratios"], strict=True)]
             table.append(
                 [
                     interface.label,
